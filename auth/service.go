@@ -1,0 +1,233 @@
+// Package auth decides who the caller is and what they may do: password
+// hashing (Argon2id), access tokens (JWT) and refresh tokens (sessions), the
+// @auth directive with its HTTP middleware, and login throttling.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"time"
+
+	"gorm.io/gorm"
+
+	"cloudkeys/apperr"
+	"cloudkeys/models"
+)
+
+// Payload is what login and refreshToken return (GraphQL AuthPayload).
+type Payload struct {
+	AccessToken      string
+	TokenType        string
+	ExpiresAt        time.Time
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+	User             *models.User
+}
+
+// Service holds the account operations that involve secrets: registering,
+// signing in and out, refreshing, changing passwords.
+type Service struct {
+	db       *gorm.DB
+	hasher   *Hasher
+	tokens   *Tokens
+	sessions models.SessionPolicy
+	log      *slog.Logger
+}
+
+// NewService returns the account service.
+func NewService(db *gorm.DB, hasher *Hasher, tokens *Tokens, sessions models.SessionPolicy, log *slog.Logger) *Service {
+	return &Service{db: db, hasher: hasher, tokens: tokens, sessions: sessions, log: log}
+}
+
+// Hasher returns the password hasher.
+func (s *Service) Hasher() *Hasher { return s.hasher }
+
+// Register creates an account (anyone may). The first account is an
+// approved admin; later ones wait for approval.
+func (s *Service) Register(ctx context.Context, email, password string) (*models.User, error) {
+	email = models.NormalizeEmail(email)
+	if err := models.ValidateEmail("input.email", email); err != nil {
+		return nil, err
+	}
+	if err := ValidatePassword("input.password", password); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	return models.CreateUser(ctx, s.db, email, hash)
+}
+
+// errCredentials is the one answer to a wrong email or a wrong password.
+var errCredentials = apperr.Errorf(apperr.Unauthenticated, "wrong email or password")
+
+// Login signs a user in from clientAddr and starts a session. A wrong email
+// and a wrong password get the same answer after the same work (one
+// Argon2id verify); a pending or disabled account is told so only once the
+// password is right.
+func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (*Payload, error) {
+	user, err := models.UserByEmail(ctx, s.db, email)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		if err := s.hasher.VerifyDummy(ctx, password); err != nil {
+			return nil, err
+		}
+		return nil, errCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, password, user.PasswordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errCredentials
+	}
+	if err := models.CanSignIn(user); err != nil {
+		return nil, err
+	}
+	if rehash {
+		s.rehash(ctx, user, password)
+	}
+	refresh, hash := newRefreshToken()
+	session, token, err := models.CreateSession(ctx, s.db, user.ID, clientAddr, hash, s.sessions)
+	if err != nil {
+		return nil, err
+	}
+	return s.payload(user, session.ID, refresh, token.ExpiresAt)
+}
+
+// rehash upgrades a hash made with weaker parameters. A failure is logged,
+// not returned: the sign-in itself succeeded.
+func (s *Service) rehash(ctx context.Context, user *models.User, password string) {
+	hash, err := s.hasher.Hash(ctx, password)
+	if err == nil {
+		err = models.ReplacePasswordHash(ctx, s.db, user.ID, user.PasswordHash, hash)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "password re-hash failed", "user_id", user.ID, "error", err)
+		return
+	}
+	user.PasswordHash = hash
+	s.log.InfoContext(ctx, "password re-hashed with stronger parameters", "user_id", user.ID)
+}
+
+// Refresh rotates a refresh token (anyone holding one may) and returns new
+// tokens for the same session.
+func (s *Service) Refresh(ctx context.Context, refreshToken, clientAddr string) (*Payload, error) {
+	presented, ok := hashRefreshToken(refreshToken)
+	if !ok {
+		return nil, errRefresh
+	}
+	next, nextHash := newRefreshToken()
+	user, session, token, err := models.RotateRefreshToken(ctx, s.db, presented, nextHash, clientAddr, s.sessions)
+	if err != nil {
+		if e := apperr.As(err); e != nil && e.Code == apperr.Unauthenticated && e != errRefresh {
+			s.log.WarnContext(ctx, "refresh token refused", "reason", e.Message)
+		}
+		return nil, err
+	}
+	return s.payload(user, session.ID, next, token.ExpiresAt)
+}
+
+var errRefresh = apperr.Errorf(apperr.Unauthenticated, "the refresh token is invalid or expired; sign in again")
+
+func (s *Service) payload(user *models.User, sessionID, refresh string, refreshExp time.Time) (*Payload, error) {
+	access, exp, err := s.tokens.Issue(user.ID, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	return &Payload{AccessToken: access, TokenType: "Bearer", ExpiresAt: exp,
+		RefreshToken: refresh, RefreshExpiresAt: refreshExp, User: user}, nil
+}
+
+// Logout ends the caller's current session and, when refreshToken is given
+// and belongs to the caller, that token's session; everywhere ends all of the
+// caller's sessions. Only the signed-in caller may, for their own sessions.
+func (s *Service) Logout(ctx context.Context, refreshToken *string, everywhere bool) error {
+	user, sessionID := UserFrom(ctx), SessionFrom(ctx)
+	if user == nil {
+		return errUnauthenticated
+	}
+	if everywhere {
+		return models.RevokeSessions(ctx, s.db, user.ID, "")
+	}
+	if err := models.RevokeSession(ctx, s.db, user.ID, sessionID); err != nil {
+		return err
+	}
+	if refreshToken != nil && *refreshToken != "" {
+		if hash, ok := hashRefreshToken(*refreshToken); ok {
+			session, err := models.SessionOfToken(ctx, s.db, hash)
+			if err == nil && session.UserID == user.ID {
+				return models.RevokeSession(ctx, s.db, user.ID, session.ID)
+			}
+			if err != nil && apperr.CodeOf(err) != apperr.NotFound {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ChangePassword replaces the caller's password after checking the current
+// one, and ends every other session of the caller. Only the signed-in
+// caller may, for their own account.
+func (s *Service) ChangePassword(ctx context.Context, current, next string) error {
+	user := UserFrom(ctx)
+	if user == nil {
+		return errUnauthenticated
+	}
+	if err := ValidatePassword("newPassword", next); err != nil {
+		return err
+	}
+	ok, _, err := s.hasher.Verify(ctx, current, user.PasswordHash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return apperr.Errorf(apperr.Unauthenticated, "the current password is wrong")
+	}
+	hash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return err
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := models.SetPasswordHash(ctx, tx, user.ID, hash); err != nil {
+			return err
+		}
+		return models.RevokeSessions(ctx, tx, user.ID, SessionFrom(ctx))
+	})
+}
+
+// refreshTokenBytes is the randomness of a refresh token: 256 bits.
+const refreshTokenBytes = 32
+
+// newRefreshToken returns a new opaque refresh token and the hash stored for it.
+func newRefreshToken() (token, hash string) {
+	b := make([]byte, refreshTokenBytes)
+	rand.Read(b)
+	token = base64.RawURLEncoding.EncodeToString(b)
+	h, _ := hashRefreshToken(token)
+	return token, h
+}
+
+// hashRefreshToken returns the stored form of a refresh token: the hex
+// SHA-256 of its value. ok is false for a value that no refresh token has.
+func hashRefreshToken(token string) (string, bool) {
+	if len(token) != base64.RawURLEncoding.EncodedLen(refreshTokenBytes) {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:]), true
+}
+
+var errUnauthenticated = apperr.Errorf(apperr.Unauthenticated, "sign in first: send a valid access token as 'Authorization: Bearer <token>'")
+
+// isNoSession reports whether err says the token's session or user is gone.
+func isNoSession(err error) bool { return errors.Is(err, models.ErrNoSession) }

@@ -1,0 +1,278 @@
+// Package config reads cloudkeys' configuration from the command line and
+// the environment (flags win). Every setting has a development default, so
+// `cloudkeys serve` runs with none; production (CLOUDKEYS_ENV=production)
+// refuses to start without the secrets it must not generate.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"cloudkeys/auth"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Env     string // "development" or "production"
+	Addr    string
+	DataDir string
+	// DatabaseURL is a postgres:// URL, an SQLite file path, or empty for
+	// DataDir/cloudkeys.db.
+	DatabaseURL string
+
+	JWTSecret       []byte // empty: generated into DataDir (development only)
+	JWTSecretSource string // where JWTSecret came from, for the log
+	JWTIssuer       string
+	JWTAudience     string
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	RefreshGrace    time.Duration
+
+	Argon2          auth.Params
+	HashConcurrency int
+	HashWait        time.Duration
+
+	// EncryptionKeys is a JWK Set (JSON); EncryptionKeysFile a path to one.
+	// With neither, DataDir/encryption-keys.json is used (development only).
+	EncryptionKeys     []byte
+	EncryptionKeysFile string
+	AllowMissingKeys   bool
+
+	LoginMaxPerEmail int
+	LoginMaxPerAddr  int
+	LoginWindow      time.Duration
+	TrustedProxies   []netip.Prefix
+
+	CORSOrigins    []string
+	Introspection  bool
+	Playground     bool
+	MaxBodyBytes   int64
+	MaxComplexity  int
+	MaxDepth       int
+	MaxAliases     int
+	MaxTokens      int
+	RequestTimeout time.Duration
+
+	AllowPrivateBaseURLs bool
+
+	LogLevel  string
+	LogFormat string // "text" or "json"
+}
+
+// Production reports whether the server runs in production mode.
+func (c *Config) Production() bool { return c.Env == "production" }
+
+// Load reads the configuration of `serve` from args (the flags after the
+// command name) and getenv.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	env := envReader{getenv: getenv}
+	c := &Config{
+		Env:                env.str("CLOUDKEYS_ENV", "development"),
+		Addr:               env.str("CLOUDKEYS_ADDR", "127.0.0.1:8080"),
+		DataDir:            env.str("CLOUDKEYS_DATA_DIR", "data"),
+		DatabaseURL:        env.str("CLOUDKEYS_DATABASE_URL", ""),
+		JWTIssuer:          env.str("CLOUDKEYS_JWT_ISSUER", "cloudkeys"),
+		JWTAudience:        env.str("CLOUDKEYS_JWT_AUDIENCE", "cloudkeys"),
+		AccessTokenTTL:     env.duration("CLOUDKEYS_ACCESS_TOKEN_TTL", 15*time.Minute),
+		RefreshTokenTTL:    env.duration("CLOUDKEYS_REFRESH_TOKEN_TTL", 30*24*time.Hour),
+		RefreshGrace:       env.duration("CLOUDKEYS_REFRESH_REUSE_GRACE", 10*time.Second),
+		HashConcurrency:    env.integer("CLOUDKEYS_HASH_CONCURRENCY", runtime.NumCPU()),
+		HashWait:           env.duration("CLOUDKEYS_HASH_WAIT", 2*time.Second),
+		EncryptionKeys:     []byte(getenv("CLOUDKEYS_ENCRYPTION_KEYS")),
+		EncryptionKeysFile: env.str("CLOUDKEYS_ENCRYPTION_KEYS_FILE", ""),
+		LoginMaxPerEmail:   env.integer("CLOUDKEYS_LOGIN_MAX_PER_EMAIL", 5),
+		LoginMaxPerAddr:    env.integer("CLOUDKEYS_LOGIN_MAX_PER_ADDR", 50),
+		LoginWindow:        env.duration("CLOUDKEYS_LOGIN_WINDOW", 15*time.Minute),
+		CORSOrigins:        env.list("CLOUDKEYS_CORS_ORIGINS"),
+		MaxBodyBytes:       int64(env.integer("CLOUDKEYS_MAX_BODY_BYTES", 1<<20)),
+		MaxComplexity:      env.integer("CLOUDKEYS_MAX_COMPLEXITY", 1000),
+		MaxDepth:           env.integer("CLOUDKEYS_MAX_DEPTH", 12),
+		MaxAliases:         env.integer("CLOUDKEYS_MAX_ALIASES", 30),
+		MaxTokens:          env.integer("CLOUDKEYS_MAX_TOKENS", 5000),
+		RequestTimeout:     env.duration("CLOUDKEYS_REQUEST_TIMEOUT", 30*time.Second),
+		LogLevel:           env.str("CLOUDKEYS_LOG_LEVEL", "info"),
+		LogFormat:          env.str("CLOUDKEYS_LOG_FORMAT", "text"),
+		Argon2: auth.Params{
+			MemoryKiB:   uint32(env.integer("CLOUDKEYS_ARGON2_MEMORY_KIB", int(auth.DefaultParams.MemoryKiB))),
+			Iterations:  uint32(env.integer("CLOUDKEYS_ARGON2_ITERATIONS", int(auth.DefaultParams.Iterations))),
+			Parallelism: uint8(env.integer("CLOUDKEYS_ARGON2_PARALLELISM", int(auth.DefaultParams.Parallelism))),
+			SaltLength:  auth.DefaultParams.SaltLength,
+			KeyLength:   auth.DefaultParams.KeyLength,
+		},
+	}
+	prod := c.Env == "production"
+	c.Introspection = env.boolean("CLOUDKEYS_INTROSPECTION", !prod)
+	c.Playground = env.boolean("CLOUDKEYS_PLAYGROUND", !prod)
+	c.AllowPrivateBaseURLs = env.boolean("CLOUDKEYS_ALLOW_PRIVATE_BASE_URLS", false)
+	c.TrustedProxies = env.prefixes("CLOUDKEYS_TRUSTED_PROXIES")
+
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (CLOUDKEYS_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the SQLite file and generated development secrets (CLOUDKEYS_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres:// URL or SQLite file (CLOUDKEYS_DATABASE_URL)")
+	fs.BoolVar(&c.AllowMissingKeys, "allow-missing-keys", false, "start even if stored API keys use encryption keys missing from the key set (those read NEEDS_REENTRY)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if env.err != nil {
+		return nil, env.err
+	}
+
+	switch c.Env {
+	case "development", "production":
+	default:
+		return nil, fmt.Errorf("CLOUDKEYS_ENV must be development or production, not %q", c.Env)
+	}
+	if err := c.loadJWTSecret(getenv); err != nil {
+		return nil, err
+	}
+	if prod && len(c.EncryptionKeys) == 0 && c.EncryptionKeysFile == "" {
+		return nil, errors.New("production needs encryption keys: set CLOUDKEYS_ENCRYPTION_KEYS (a JWK Set) or CLOUDKEYS_ENCRYPTION_KEYS_FILE")
+	}
+	if c.HashConcurrency < 1 {
+		return nil, errors.New("CLOUDKEYS_HASH_CONCURRENCY must be at least 1")
+	}
+	return c, nil
+}
+
+// MinJWTSecretLen is the shortest JWT secret accepted, in bytes (HS256 wants
+// at least 256 bits).
+const MinJWTSecretLen = 32
+
+func (c *Config) loadJWTSecret(getenv func(string) string) error {
+	secret, file := getenv("CLOUDKEYS_JWT_SECRET"), getenv("CLOUDKEYS_JWT_SECRET_FILE")
+	switch {
+	case secret != "" && file != "":
+		return errors.New("set CLOUDKEYS_JWT_SECRET or CLOUDKEYS_JWT_SECRET_FILE, not both")
+	case secret != "":
+		c.JWTSecret, c.JWTSecretSource = []byte(secret), "CLOUDKEYS_JWT_SECRET"
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("read CLOUDKEYS_JWT_SECRET_FILE: %w", err)
+		}
+		c.JWTSecret, c.JWTSecretSource = []byte(strings.TrimRight(string(b), "\r\n")), file
+	case c.Production():
+		return errors.New("production needs a JWT secret: set CLOUDKEYS_JWT_SECRET or CLOUDKEYS_JWT_SECRET_FILE (at least 32 bytes)")
+	default:
+		return nil // generated into the data directory by the caller
+	}
+	if len(c.JWTSecret) < MinJWTSecretLen {
+		return fmt.Errorf("the JWT secret from %s is too short: it needs at least %d bytes", c.JWTSecretSource, MinJWTSecretLen)
+	}
+	return nil
+}
+
+// JWTSecretPath is where a development JWT secret is generated.
+func (c *Config) JWTSecretPath() string { return filepath.Join(c.DataDir, "jwt-secret") }
+
+// EncryptionKeysPath is the key file used when no keys are configured.
+func (c *Config) EncryptionKeysPath() string {
+	if c.EncryptionKeysFile != "" {
+		return c.EncryptionKeysFile
+	}
+	return filepath.Join(c.DataDir, "encryption-keys.json")
+}
+
+// envReader reads typed variables, remembering the first malformed one.
+type envReader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (e *envReader) str(name, def string) string {
+	if v := e.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envReader) fail(name, v, want string) {
+	if e.err == nil {
+		e.err = fmt.Errorf("%s=%q: want %s", name, v, want)
+	}
+}
+
+func (e *envReader) duration(name string, def time.Duration) time.Duration {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		e.fail(name, v, "a duration such as 15m or 10s")
+		return def
+	}
+	return d
+}
+
+func (e *envReader) integer(name string, def int) int {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		e.fail(name, v, "a whole number")
+		return def
+	}
+	return n
+}
+
+func (e *envReader) boolean(name string, def bool) bool {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, v, "true or false")
+		return def
+	}
+	return b
+}
+
+func (e *envReader) list(name string) []string {
+	var out []string
+	for _, s := range strings.Split(e.getenv(name), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (e *envReader) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range e.list(name) {
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				e.fail(name, s, "IP addresses or CIDR prefixes, comma-separated")
+				continue
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			e.fail(name, s, "IP addresses or CIDR prefixes, comma-separated")
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}

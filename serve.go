@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"cloudkeys/config"
+	"cloudkeys/schema"
+	"cloudkeys/server"
+)
+
+// serve runs the HTTP server until ctx ends (SIGINT/SIGTERM), then stops
+// accepting, lets in-flight requests finish and closes the database.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := server.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	app, err := server.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           app.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.RequestTimeout + 10*time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	base := "http://" + ln.Addr().String()
+	log.Info("cloudkeys is listening", "addr", ln.Addr().String(), "env", cfg.Env,
+		"graphql", base+"/graphql", "playground", playgroundURL(cfg, base), "database", databaseName(cfg))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func playgroundURL(cfg *config.Config, base string) string {
+	if !cfg.Playground {
+		return "off (CLOUDKEYS_PLAYGROUND=true turns it on)"
+	}
+	return base + "/"
+}
+
+// databaseName names the database without its credentials.
+func databaseName(cfg *config.Config) string {
+	if cfg.DatabaseURL == "" {
+		return "sqlite " + cfg.DataDir + "/cloudkeys.db"
+	}
+	if u, err := parseURLNoSecrets(cfg.DatabaseURL); err == nil {
+		return u
+	}
+	return "sqlite " + cfg.DatabaseURL
+}
+
+func printSchema(stdout io.Writer) error {
+	_, err := io.WriteString(stdout, schema.SDL())
+	return err
+}
