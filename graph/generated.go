@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"cloudkeys/auth"
 	"cloudkeys/models"
+	"cloudkeys/probe"
 	"context"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ type ComplexityRoot struct {
 	ConnectionTestResult struct {
 		HTTPStatus func(childComplexity int) int
 		Message    func(childComplexity int) int
-		Ok         func(childComplexity int) int
+		OK         func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -137,7 +138,7 @@ type MutationResolver interface {
 	CreateCloudCredential(ctx context.Context, input CreateCloudCredentialInput) (*models.CloudCredential, error)
 	UpdateCloudCredential(ctx context.Context, id string, input UpdateCloudCredentialInput) (*models.CloudCredential, error)
 	DeleteCloudCredential(ctx context.Context, id string) (*bool, error)
-	TestCloudCredential(ctx context.Context, id string) (*ConnectionTestResult, error)
+	TestCloudCredential(ctx context.Context, id string) (*probe.Result, error)
 	UpdateUser(ctx context.Context, id string, input UpdateUserInput) (*models.User, error)
 	DeleteUser(ctx context.Context, id string) (*bool, error)
 	ResetUserPassword(ctx context.Context, id string, newPassword string) (*bool, error)
@@ -302,11 +303,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ConnectionTestResult.Message(childComplexity), true
 	case "ConnectionTestResult.ok":
-		if e.ComplexityRoot.ConnectionTestResult.Ok == nil {
+		if e.ComplexityRoot.ConnectionTestResult.OK == nil {
 			break
 		}
 
-		return e.ComplexityRoot.ConnectionTestResult.Ok(childComplexity), true
+		return e.ComplexityRoot.ConnectionTestResult.OK(childComplexity), true
 
 	case "Mutation.changePassword":
 		if e.ComplexityRoot.Mutation.ChangePassword == nil {
@@ -2022,7 +2023,7 @@ func (ec *executionContext) fieldContext_CloudProvider_defaultBaseUrl(_ context.
 	return graphql.NewScalarFieldContext("CloudProvider", field, false, false, "String")
 }
 
-func (ec *executionContext) _ConnectionTestResult_ok(ctx context.Context, field graphql.CollectedField, obj *ConnectionTestResult) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionTestResult_ok(ctx context.Context, field graphql.CollectedField, obj *probe.Result) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2031,7 +2032,7 @@ func (ec *executionContext) _ConnectionTestResult_ok(ctx context.Context, field 
 			return ec.fieldContext_ConnectionTestResult_ok(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Ok, nil
+			return obj.OK, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
@@ -2045,7 +2046,7 @@ func (ec *executionContext) fieldContext_ConnectionTestResult_ok(_ context.Conte
 	return graphql.NewScalarFieldContext("ConnectionTestResult", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _ConnectionTestResult_httpStatus(ctx context.Context, field graphql.CollectedField, obj *ConnectionTestResult) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionTestResult_httpStatus(ctx context.Context, field graphql.CollectedField, obj *probe.Result) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2068,7 +2069,7 @@ func (ec *executionContext) fieldContext_ConnectionTestResult_httpStatus(_ conte
 	return graphql.NewScalarFieldContext("ConnectionTestResult", field, false, false, "Int")
 }
 
-func (ec *executionContext) _ConnectionTestResult_message(ctx context.Context, field graphql.CollectedField, obj *ConnectionTestResult) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConnectionTestResult_message(ctx context.Context, field graphql.CollectedField, obj *probe.Result) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2551,11 +2552,11 @@ func (ec *executionContext) _Mutation_testCloudCredential(ctx context.Context, f
 			directive1 := func(ctx context.Context) (any, error) {
 				requires, err := ec.unmarshalORole2ᚖcloudkeysᚋmodelsᚐRole(ctx, "USER")
 				if err != nil {
-					var zeroVal *ConnectionTestResult
+					var zeroVal *probe.Result
 					return zeroVal, err
 				}
 				if ec.Directives.Auth == nil {
-					var zeroVal *ConnectionTestResult
+					var zeroVal *probe.Result
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
 				return ec.Directives.Auth(ctx, nil, directive0, requires)
@@ -2564,8 +2565,8 @@ func (ec *executionContext) _Mutation_testCloudCredential(ctx context.Context, f
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *ConnectionTestResult) graphql.Marshaler {
-			return ec.marshalOConnectionTestResult2ᚖcloudkeysᚋgraphᚐConnectionTestResult(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *probe.Result) graphql.Marshaler {
+			return ec.marshalOConnectionTestResult2ᚖcloudkeysᚋprobeᚐResult(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4996,7 +4997,7 @@ func (ec *executionContext) _CloudProvider(ctx context.Context, sel ast.Selectio
 
 var connectionTestResultImplementors = []string{"ConnectionTestResult"}
 
-func (ec *executionContext) _ConnectionTestResult(ctx context.Context, sel ast.SelectionSet, obj *ConnectionTestResult) graphql.Marshaler {
+func (ec *executionContext) _ConnectionTestResult(ctx context.Context, sel ast.SelectionSet, obj *probe.Result) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, connectionTestResultImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -6330,7 +6331,7 @@ func (ec *executionContext) marshalOCloudCredential2ᚖcloudkeysᚋmodelsᚐClou
 	return ec._CloudCredential(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOConnectionTestResult2ᚖcloudkeysᚋgraphᚐConnectionTestResult(ctx context.Context, sel ast.SelectionSet, v *ConnectionTestResult) graphql.Marshaler {
+func (ec *executionContext) marshalOConnectionTestResult2ᚖcloudkeysᚋprobeᚐResult(ctx context.Context, sel ast.SelectionSet, v *probe.Result) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -6,16 +6,6 @@ import (
 	"cloudkeys/models"
 )
 
-// The outcome of calling the provider with a stored key.
-type ConnectionTestResult struct {
-	// Whether the provider accepted the key.
-	Ok bool `json:"ok"`
-	// The provider's HTTP status; null when no response came (timeout, connection error, or a refused address).
-	HTTPStatus *int `json:"httpStatus,omitempty"`
-	// What happened, in words a user can act on. Never contains the key.
-	Message string `json:"message"`
-}
-
 // A new credential.
 type CreateCloudCredentialInput struct {
 	// Unique among your credentials, 1–100 characters.

@@ -8,6 +8,7 @@ package resolvers
 import (
 	"cloudkeys/graph"
 	"cloudkeys/models"
+	"cloudkeys/probe"
 	"context"
 	"fmt"
 )
@@ -28,7 +29,7 @@ func (r *mutationResolver) DeleteCloudCredential(ctx context.Context, id string)
 }
 
 // TestCloudCredential is the resolver for the testCloudCredential field.
-func (r *mutationResolver) TestCloudCredential(ctx context.Context, id string) (*graph.ConnectionTestResult, error) {
+func (r *mutationResolver) TestCloudCredential(ctx context.Context, id string) (*probe.Result, error) {
 	panic(fmt.Errorf("not implemented: TestCloudCredential - testCloudCredential"))
 }
 

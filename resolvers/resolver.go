@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"cloudkeys/auth"
+	"cloudkeys/probe"
 )
 
 // Resolver holds what the resolvers need.
@@ -18,6 +19,8 @@ type Resolver struct {
 	DB   *gorm.DB
 	Auth *auth.Service
 	Log  *slog.Logger
+	// Probe runs testCloudCredential's calls to providers.
+	Probe *probe.Client
 }
 
 func ptr[T any](v T) *T { return &v }

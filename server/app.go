@@ -17,6 +17,7 @@ import (
 	"cloudkeys/auth"
 	"cloudkeys/config"
 	"cloudkeys/models"
+	"cloudkeys/probe"
 )
 
 // App is a wired cloudkeys: the HTTP handler and what it holds open.
@@ -53,7 +54,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	tokens := auth.NewTokens(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL)
 	svc := auth.NewService(db, hasher, tokens,
 		models.SessionPolicy{TTL: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace}, log)
-	h := NewServer(Deps{Config: cfg, Log: log, DB: db, Auth: svc})
+	prober := probe.New(probe.Options{AllowPrivate: cfg.AllowPrivateBaseURLs})
+	h := NewServer(Deps{Config: cfg, Log: log, DB: db, Auth: svc, Probe: prober})
 	return &App{Handler: h, DB: db, Auth: svc, Config: cfg}, nil
 }
 

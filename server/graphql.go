@@ -18,7 +18,7 @@ import (
 // configuration, a parsed-query cache and automatic persisted queries.
 func newGraphQLHandler(d Deps) *handler.Server {
 	es := graph.NewExecutableSchema(graph.Config{
-		Resolvers: &resolvers.Resolver{DB: d.DB, Auth: d.Auth, Log: d.Log},
+		Resolvers: &resolvers.Resolver{DB: d.DB, Auth: d.Auth, Log: d.Log, Probe: d.Probe},
 		Directives: graph.DirectiveRoot{
 			Auth: d.Auth.Directive,
 		},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"cloudkeys/models"
+	"cloudkeys/playground"
 	"cloudkeys/schema"
 )
 
@@ -16,6 +17,11 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /readyz", handleReadyz(d))
 	if d.Config.Introspection {
 		mux.Handle("GET /schema.graphql", handleSchema())
+	}
+	if d.Config.Playground {
+		pg := playground.Handler("/graphql")
+		mux.Handle("GET /{$}", pg)
+		mux.Handle("GET /playground/", pg)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"cloudkeys/auth"
 	"cloudkeys/config"
+	"cloudkeys/probe"
 )
 
 // Deps is everything the HTTP handler needs.
@@ -19,6 +20,7 @@ type Deps struct {
 	Log    *slog.Logger
 	DB     *gorm.DB
 	Auth   *auth.Service
+	Probe  *probe.Client
 }
 
 // NewServer returns the whole HTTP surface of cloudkeys.
