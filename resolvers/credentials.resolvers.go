@@ -35,7 +35,11 @@ func (r *mutationResolver) TestCloudCredential(ctx context.Context, id string) (
 
 // CloudProviders is the resolver for the cloudProviders field.
 func (r *queryResolver) CloudProviders(ctx context.Context) ([]*models.Provider, error) {
-	panic(fmt.Errorf("not implemented: CloudProviders - cloudProviders"))
+	out := make([]*models.Provider, len(models.Providers))
+	for i := range models.Providers {
+		out[i] = &models.Providers[i]
+	}
+	return out, nil
 }
 
 // CloudCredentials is the resolver for the cloudCredentials field.
