@@ -245,7 +245,7 @@ func TestRehashOnLogin(t *testing.T) {
 	}
 }
 
-func passwordHash(t *testing.T, app *testApp, email string) string {
+func passwordHash(t testing.TB, app *testApp, email string) string {
 	t.Helper()
 	var h string
 	if err := app.DB.Raw("SELECT password_hash FROM users WHERE email = ?", email).Scan(&h).Error; err != nil {
