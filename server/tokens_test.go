@@ -13,23 +13,14 @@ import (
 )
 
 // claimsOf decodes a token's payload without verifying it.
-func claimsOf(t *testing.T, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func claimsOf(t *testing.T, token string) map[string]any { return segmentJSON(t, token, 1) }
 
-func headerOf(t *testing.T, token string) map[string]any {
+// headerOf decodes a token's protected header.
+func headerOf(t *testing.T, token string) map[string]any { return segmentJSON(t, token, 0) }
+
+func segmentJSON(t *testing.T, token string, i int) map[string]any {
 	t.Helper()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[i])
 	if err != nil {
 		t.Fatal(err)
 	}
