@@ -63,7 +63,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if gqlErr.Unwrap() == nil && gqlErr.Path == nil {
 			// A request-level error gqlgen raised without a code (for
 			// instance a variable that does not coerce): the caller's fault.
-			gqlErr.Extensions = map[string]any{"code": "BAD_REQUEST"}
+			gqlErr.Extensions = map[string]any{"code": codeBadRequest}
 			return gqlErr
 		}
 		if errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
