@@ -1,41 +1,53 @@
 package server
 
 import (
-	"time"
-
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"cloudkeys/graph"
 	"cloudkeys/resolvers"
 )
 
+// Sizes of the in-memory caches: parsed and validated documents, and APQ
+// hashes → query text. Both are LRU, so a client sending endless distinct
+// documents only evicts older entries.
+const (
+	queryCacheSize = 1000
+	apqCacheSize   = 1000
+)
+
 // newGraphQLHandler returns the GraphQL endpoint: the executable schema
-// with the @auth directive, cloudkeys' error presenter, the limits of the
-// configuration, a parsed-query cache and automatic persisted queries.
+// with the @auth directive and its field costs, cloudkeys' own
+// GraphQL-over-HTTP transport (transport.go; none of gqlgen's), the
+// configured limits, cloudkeys' error presenter, a parsed-query cache and
+// automatic persisted queries.
 func newGraphQLHandler(d Deps) *handler.Server {
+	cfg := d.Config
 	es := graph.NewExecutableSchema(graph.Config{
 		Resolvers: &resolvers.Resolver{DB: d.DB, Auth: d.Auth, Log: d.Log, Probe: d.Probe},
 		Directives: graph.DirectiveRoot{
 			Auth: d.Auth.Directive,
 		},
+		Complexity: complexity(),
 	})
 	srv := handler.New(es)
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.SetParserTokenLimit(d.Config.MaxTokens)
-	if d.Config.Introspection {
+	srv.AddTransport(transport{maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, tokenLimit: cfg.MaxTokens})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	srv.SetParserTokenLimit(cfg.MaxTokens)
+	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
-	srv.Use(extension.FixedComplexityLimit(d.Config.MaxComplexity))
+	// Operation-context extensions run in the order added: the cheap,
+	// memoized limits before gqlgen's complexity calculation.
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](apqCacheSize)})
+	srv.Use(operationLimits{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases,
+		maxFields: cfg.MaxComplexity, introspection: cfg.Introspection})
+	if cfg.MaxComplexity > 0 {
+		srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	}
 	srv.SetErrorPresenter(presentError(d.Log))
 	srv.SetRecoverFunc(recoverPanic(d.Log))
-	_ = time.Second
 	return srv
 }

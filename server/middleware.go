@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/rs/cors"
 )
 
 // statusRecorder remembers the status a handler wrote.
@@ -62,4 +64,37 @@ func securityHeaders(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// corsMaxAge is how long a browser may cache a preflight answer, in
+// seconds. Chromium caps it at 2 hours anyway; 10 minutes lets a change of
+// CLOUDKEYS_CORS_ORIGINS reach browsers soon.
+const corsMaxAge = 600
+
+// allowCORS lets web pages on the given origins call the wrapped handler
+// (the GraphQL endpoint) from the browser. With no origins it is the
+// identity: no CORS header is ever sent, so browsers keep pages of other
+// origins from reading any answer. Origins are exact ("https://app.example.com")
+// or contain one "*" ("https://*.example.com"); "*" alone allows any origin,
+// which is safe only because no cookie or other ambient credential exists:
+// a token travels in the Authorization header, which a page can only send
+// if it already holds the token.
+//
+// Allowed: GET, POST and OPTIONS; the Authorization and Content-Type
+// headers; no credentials (cloudkeys uses no cookies); X-Request-ID exposed
+// to scripts so a browser client can quote it in a bug report.
+func allowCORS(origins []string) func(http.Handler) http.Handler {
+	if len(origins) == 0 {
+		// rs/cors reads an empty list as "*": never hand it one.
+		return func(h http.Handler) http.Handler { return h }
+	}
+	c := cors.New(cors.Options{
+		AllowedOrigins:   origins,
+		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+		AllowedHeaders:   []string{"Authorization", "Content-Type"},
+		ExposedHeaders:   []string{"X-Request-ID"},
+		AllowCredentials: false,
+		MaxAge:           corsMaxAge,
+	})
+	return c.Handler
 }

@@ -12,7 +12,7 @@ import (
 
 // addRoutes lists every route of the server.
 func addRoutes(mux *http.ServeMux, d Deps) {
-	mux.Handle("/graphql", newGraphQLHandler(d))
+	mux.Handle("/graphql", allowCORS(d.Config.CORSOrigins)(newGraphQLHandler(d)))
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(d))
 	if d.Config.Introspection {

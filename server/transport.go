@@ -1,0 +1,387 @@
+package server
+
+// cloudkeys' GraphQL-over-HTTP transport. It replaces gqlgen's stock
+// transports, whose gaps SPEC §5 lists, and follows the GraphQL over HTTP
+// specification (graphql.github.io/graphql-over-http/draft, "the spec"
+// below; sections are cited by title). README-http.md records each choice
+// the spec leaves open.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
+)
+
+// The response media types (spec § Media Types).
+const (
+	mediaGraphQLResponse = "application/graphql-response+json"
+	mediaJSON            = "application/json"
+)
+
+// allowedMethods is the Allow header of /graphql.
+const allowedMethods = "GET, HEAD, POST, OPTIONS"
+
+// transport is the only transport of the GraphQL handler: it answers every
+// request that reaches /graphql, so no request falls through to a gqlgen
+// default.
+//
+//   - POST with Content-Type: application/json (UTF-8) runs queries and
+//     mutations. Any other body type is refused with 415 before the body is
+//     read: there is no form, multipart, text/plain or application/graphql
+//     transport, so a cross-site HTML form or a CORS "simple request" can
+//     never execute an operation (CSRF).
+//   - GET (and HEAD, which is GET without the body) runs queries only: the
+//     operation type is checked after parsing and before anything executes,
+//     and a mutation is answered 405 with Allow: POST. A GET therefore never
+//     changes anything, whoever sends it.
+//   - OPTIONS answers 204 with Allow (a CORS preflight is answered by the
+//     CORS middleware in front, when origins are configured).
+//   - Any other method: 405 with Allow.
+//
+// Execution goes through gqlgen's executor (CreateOperationContext,
+// DispatchOperation), so extensions, caches and the error presenter apply.
+type transport struct {
+	maxBody    int64         // bytes of a POST body; 0: unlimited
+	timeout    time.Duration // per request; 0: none
+	tokenLimit int           // the executor's parser token limit, to re-parse a refused GET
+}
+
+var _ graphql.Transport = transport{}
+
+func (transport) Supports(*http.Request) bool { return true }
+
+func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	case http.MethodOptions:
+		w.Header().Set("Allow", allowedMethods)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", allowedMethods)
+		writeRequestError(w, r, exec, mediaJSON, http.StatusMethodNotAllowed,
+			codeMethodNotAllowed, "/graphql accepts GET (queries only) and POST")
+		return
+	}
+
+	// Spec § Body: respect Accept, or answer 406 and stop.
+	media, ok := negotiate(r.Header.Values("Accept"))
+	if !ok {
+		writeRequestError(w, r, exec, mediaJSON, http.StatusNotAcceptable, codeNotAcceptable,
+			"Accept must allow application/graphql-response+json or application/json")
+		return
+	}
+
+	var params *graphql.RawParams
+	var bad *badRequest
+	start := graphql.Now()
+	if r.Method == http.MethodPost {
+		params, bad = t.readPOST(w, r)
+	} else {
+		params, bad = readGET(r)
+	}
+	if bad != nil {
+		writeRequestError(w, r, exec, media, bad.status, bad.code, bad.message)
+		return
+	}
+	params.Headers = r.Header
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+
+	ctx := r.Context()
+	if t.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+		defer cancel()
+	}
+
+	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	safe := r.Method != http.MethodPost
+	if errs != nil {
+		// Spec § GET: a mutation over GET is 405 even when the document
+		// also fails validation, so look for it before reporting errors.
+		if safe && t.operationType(opCtx, params) == ast.Mutation {
+			refuseMutationOverGET(w, r, exec, media)
+			return
+		}
+		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
+		writeResponse(w, media, requestErrorStatus(media, resp), resp)
+		return
+	}
+	if safe && opCtx.Operation.Operation != ast.Query {
+		refuseMutationOverGET(w, r, exec, media)
+		return
+	}
+
+	handler, ctx := exec.DispatchOperation(ctx, opCtx)
+	resp := handler(ctx)
+	if resp == nil {
+		// The executor answers nothing when the context ended before
+		// execution started: the deadline passed during parsing and
+		// validation.
+		resp = exec.DispatchError(ctx, gqlerror.List{timeoutError()})
+	}
+	status := http.StatusOK
+	if resp.Data == nil {
+		status = requestErrorStatus(media, resp)
+	}
+	writeResponse(w, media, status, resp)
+}
+
+// badRequest is a request refused before GraphQL sees it.
+type badRequest struct {
+	status  int
+	code    string
+	message string
+}
+
+func malformed(format string, args ...any) *badRequest {
+	return &badRequest{http.StatusBadRequest, codeBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// readPOST reads a JSON POST body (spec § POST, § JSON Encoding).
+func (t transport) readPOST(w http.ResponseWriter, r *http.Request) (*graphql.RawParams, *badRequest) {
+	if bad := checkContentType(r.Header.Get("Content-Type")); bad != nil {
+		return nil, bad
+	}
+	tooLarge := &badRequest{http.StatusRequestEntityTooLarge, codeBodyLimit,
+		fmt.Sprintf("the request body is larger than the server's limit of %d bytes", t.maxBody)}
+	if t.maxBody > 0 && r.ContentLength > t.maxBody {
+		return nil, tooLarge
+	}
+	body := r.Body
+	if t.maxBody > 0 {
+		body = http.MaxBytesReader(w, r.Body, t.maxBody)
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge
+		}
+		return nil, malformed("could not read the request body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, malformed("the request body is not valid JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, malformed("the request body has more after its JSON object")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, malformed("the request body must be a JSON object with a query")
+	}
+	return paramsFrom(m)
+}
+
+// checkContentType accepts application/json in UTF-8 (spec § POST: a
+// server MUST support it, and assumes UTF-8 when no charset is given) and
+// refuses everything else with 415.
+func checkContentType(ct string) *badRequest {
+	refuse := func(msg string) *badRequest {
+		return &badRequest{http.StatusUnsupportedMediaType, codeUnsupportedMediaType, msg}
+	}
+	if ct == "" {
+		return refuse("a POST needs Content-Type: application/json")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return refuse("the Content-Type header does not parse; send application/json")
+	}
+	switch mt {
+	case mediaJSON:
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+			return refuse("the request body must be UTF-8")
+		}
+		return nil
+	case "application/x-www-form-urlencoded", "multipart/form-data", "text/plain":
+		// The content types an HTML form or a CORS "simple request" can
+		// send cross-site without a preflight (spec § Security).
+		return refuse(mt + " is refused: GraphQL requests must be sent as application/json")
+	default:
+		return refuse(mt + " is not supported: send application/json")
+	}
+}
+
+// readGET reads the parameters from the query string (spec § GET).
+func readGET(r *http.Request) (*graphql.RawParams, *badRequest) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, malformed("the query string does not parse")
+	}
+	m := map[string]any{}
+	for _, name := range []string{"query", "operationName", "variables", "extensions"} {
+		vs, ok := q[name]
+		if !ok {
+			continue
+		}
+		if len(vs) > 1 {
+			return nil, malformed("%s is given more than once", name)
+		}
+		switch name {
+		case "query", "operationName":
+			m[name] = vs[0]
+		default:
+			// variables and extensions are JSON-encoded strings.
+			if vs[0] == "" {
+				continue
+			}
+			dec := json.NewDecoder(strings.NewReader(vs[0]))
+			dec.UseNumber()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return nil, malformed("%s is not valid JSON", name)
+			}
+			if _, err := dec.Token(); err != io.EOF {
+				return nil, malformed("%s has more after its JSON value", name)
+			}
+			m[name] = v
+		}
+	}
+	return paramsFrom(m)
+}
+
+// paramsFrom checks the parameters' types (spec § Request Parameters): a
+// request with a parameter of the wrong type, or without a query, is not a
+// well-formed GraphQL-over-HTTP request. null is the same as absent. The
+// query may be absent only when an APQ hash stands for it.
+func paramsFrom(m map[string]any) (*graphql.RawParams, *badRequest) {
+	p := &graphql.RawParams{}
+	switch v := m["query"].(type) {
+	case string:
+		p.Query = v
+	case nil:
+	default:
+		return nil, malformed("query must be a string")
+	}
+	switch v := m["operationName"].(type) {
+	case string:
+		p.OperationName = v
+	case nil:
+	default:
+		return nil, malformed("operationName must be a string")
+	}
+	switch v := m["variables"].(type) {
+	case map[string]any:
+		p.Variables = v
+	case nil:
+	default:
+		return nil, malformed("variables must be a JSON object")
+	}
+	switch v := m["extensions"].(type) {
+	case map[string]any:
+		p.Extensions = v
+	case nil:
+	default:
+		return nil, malformed("extensions must be a JSON object")
+	}
+	if _, ok := m["query"].(string); !ok && p.Extensions["persistedQuery"] == nil {
+		return nil, malformed("the request has no query")
+	}
+	return p, nil
+}
+
+// operationType returns the type of the operation a request selects, or ""
+// when its document does not parse or names no single operation. The
+// executor keeps no document that failed validation, so that one is
+// parsed again (with the same token limit).
+func (t transport) operationType(opCtx *graphql.OperationContext, params *graphql.RawParams) ast.Operation {
+	var doc *ast.QueryDocument
+	if opCtx != nil {
+		doc = opCtx.Doc
+	}
+	if doc == nil {
+		var err error
+		doc, err = parser.ParseQueryWithTokenLimit(&ast.Source{Input: params.Query}, t.tokenLimit)
+		if err != nil {
+			return ""
+		}
+	}
+	if op := doc.Operations.ForName(params.OperationName); op != nil {
+		return op.Operation
+	}
+	return ""
+}
+
+// refuseMutationOverGET answers 405 without executing anything (spec § GET:
+// the server MUST respond 405 and halt execution).
+func refuseMutationOverGET(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeRequestError(w, r, exec, media, http.StatusMethodNotAllowed, codeMethodNotAllowed,
+		"a mutation must be sent with POST: GET requests only run queries")
+}
+
+// requestErrorStatus is the status of a response with no data: a request
+// error (spec § Status Codes). Under application/json it is 200 for every
+// well-formed request (§ application/json: SHOULD); under
+// application/graphql-response+json a response without data MUST be 4xx
+// or 5xx (§ application/graphql-response+json): 400 for the client's
+// errors, 503 when the request ran out of time, 500 when the server failed.
+func requestErrorStatus(media string, resp *graphql.Response) int {
+	if media == mediaJSON {
+		return http.StatusOK
+	}
+	status := http.StatusBadRequest
+	for _, e := range resp.Errors {
+		switch e.Extensions["code"] {
+		case "INTERNAL_SERVER_ERROR":
+			return http.StatusInternalServerError
+		case codeTimeout:
+			status = http.StatusServiceUnavailable
+		}
+	}
+	return status
+}
+
+// timeoutError is the request error of a request whose deadline passed
+// before execution started.
+func timeoutError() *gqlerror.Error {
+	return &gqlerror.Error{Message: timeoutMessage, Extensions: map[string]any{"code": codeTimeout}}
+}
+
+// writeRequestError answers a request refused by the transport: a GraphQL
+// response with one error and no data, through the error presenter.
+func writeRequestError(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string, status int, code, msg string) {
+	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": code}}
+	resp := exec.DispatchError(r.Context(), gqlerror.List{err})
+	writeResponse(w, media, status, resp)
+}
+
+// wireResponse is a GraphQL response as written. Unlike graphql.Response it
+// omits data when there is none: a request error has no data entry (GraphQL
+// spec § Response Format; "data": null would claim execution started).
+type wireResponse struct {
+	Errors     gqlerror.List   `json:"errors,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+	Extensions map[string]any  `json:"extensions,omitempty"`
+}
+
+// writeResponse writes resp as media (spec § Body: Content-Type with its
+// charset).
+func writeResponse(w http.ResponseWriter, media string, status int, resp *graphql.Response) {
+	body, err := json.Marshal(wireResponse{Errors: resp.Errors, Data: resp.Data, Extensions: resp.Extensions})
+	if err != nil {
+		// Only a value the schema's marshalers produced could fail here.
+		status = http.StatusInternalServerError
+		body = []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", media+"; charset=utf-8")
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
