@@ -38,9 +38,13 @@ type Claims struct {
 	ExpiresAt time.Time
 }
 
-// NewTokens returns a token issuer/verifier.
-func NewTokens(secret []byte, issuer, audience string, ttl time.Duration) *Tokens {
-	return &Tokens{key: secret, issuer: issuer, audience: audience, ttl: ttl, now: time.Now}
+// NewTokens returns a token issuer/verifier whose clock is now (nil: the
+// system clock).
+func NewTokens(secret []byte, issuer, audience string, ttl time.Duration, now func() time.Time) *Tokens {
+	if now == nil {
+		now = time.Now
+	}
+	return &Tokens{key: secret, issuer: issuer, audience: audience, ttl: ttl, now: now}
 }
 
 // Issue signs an access token for the user's session.

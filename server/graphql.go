@@ -22,6 +22,7 @@ func newGraphQLHandler(d Deps) *handler.Server {
 		Directives: graph.DirectiveRoot{
 			Auth: d.Auth.Directive,
 		},
+		Complexity: complexity(),
 	})
 	srv := handler.New(es)
 	srv.AddTransport(transport.Options{})
