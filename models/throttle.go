@@ -64,7 +64,7 @@ func BeginLogin(ctx context.Context, db *gorm.DB, email, addr string, l LoginLim
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var wait time.Duration
 		for _, s := range scopes {
-			if s.key == "" || s.max <= 0 {
+			if s.max <= 0 || s.scope == scopeAddr && s.key == "" {
 				continue
 			}
 			// Attempts on one key are admitted one at a time (the email's
@@ -90,7 +90,7 @@ func BeginLogin(ctx context.Context, db *gorm.DB, email, addr string, l LoginLim
 		}
 		rows := make([]loginFailure, 0, 2)
 		for _, s := range scopes {
-			if s.key != "" {
+			if s.scope == scopeEmail || s.key != "" {
 				rows = append(rows, loginFailure{Scope: s.scope, Key: s.key, CreatedAt: now})
 			}
 		}

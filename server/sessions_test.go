@@ -73,9 +73,9 @@ func (a *testApp) liveRefreshTokens(t testing.TB, userID string) int {
 		WHERE s.user_id = ? AND rt.used_at IS NULL AND s.revoked_at IS NULL`, userID)
 }
 
-// sessionApp starts an app with a test clock, an admin and one signed-up
+// appWithUser starts an app with a test clock, an admin and one signed-up
 // user, whose email it returns with a client without a token.
-func sessionApp(t *testing.T, cfg *config.Config) (*testApp, *testClock, *client, string) {
+func appWithUser(t *testing.T, cfg *config.Config) (*testApp, *testClock, *client, string) {
 	t.Helper()
 	clock := useClock(cfg)
 	app := startApp(t, cfg)
@@ -88,7 +88,7 @@ func sessionApp(t *testing.T, cfg *config.Config) (*testApp, *testClock, *client
 func TestRefreshRotates(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, cfg *config.Config) {
-		app, clock, c, email := sessionApp(t, cfg)
+		app, clock, c, email := appWithUser(t, cfg)
 		p1 := c.login(email, "password-"+email)
 		clock.Advance(time.Minute)
 		p2 := c.mustRefresh(p1.RefreshToken)
@@ -123,7 +123,7 @@ func TestRefreshRotates(t *testing.T) {
 func TestRefreshTokenReuseRevokesTheSession(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, cfg *config.Config) {
-		app, _, c, email := sessionApp(t, cfg)
+		app, _, c, email := appWithUser(t, cfg)
 		other := c.login(email, "password-"+email) // another session of the same user
 		p1 := c.login(email, "password-"+email)
 		p2 := c.mustRefresh(p1.RefreshToken)
@@ -151,7 +151,7 @@ func TestRefreshGraceWindow(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		cfg.RefreshGrace = 10 * time.Second
-		app, clock, c, email := sessionApp(t, cfg)
+		app, clock, c, email := appWithUser(t, cfg)
 		login := func() payloadJSON { return c.login(email, "password-"+email) }
 
 		t.Run("one retry within the window", func(t *testing.T) {
@@ -204,7 +204,7 @@ func TestRefreshWithoutGraceIsStrict(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.RefreshGrace = 0
-	app, _, c, email := sessionApp(t, cfg)
+	app, _, c, email := appWithUser(t, cfg)
 	p1 := c.login(email, "password-"+email)
 	p2 := c.mustRefresh(p1.RefreshToken)
 	c.refresh(p1.RefreshToken).wantCode(t, "refreshToken", "UNAUTHENTICATED")
@@ -216,7 +216,7 @@ func TestSessionsExpire(t *testing.T) {
 	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		cfg.AccessTokenTTL = 15 * time.Minute
 		cfg.RefreshTokenTTL = time.Hour
-		app, clock, c, email := sessionApp(t, cfg)
+		app, clock, c, email := appWithUser(t, cfg)
 
 		p1 := c.login(email, "password-"+email)
 		clock.Advance(16 * time.Minute) // past the access token's 15 min (+30 s skew)
@@ -240,7 +240,7 @@ func TestSessionEndsBeforeItsAccessToken(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AccessTokenTTL = 15 * time.Minute
 	cfg.RefreshTokenTTL = 5 * time.Minute // shorter than the access token
-	app, clock, c, email := sessionApp(t, cfg)
+	app, clock, c, email := appWithUser(t, cfg)
 	p := c.login(email, "password-"+email)
 	clock.Advance(4 * time.Minute)
 	signedIn(t, app, p)
@@ -251,7 +251,7 @@ func TestSessionEndsBeforeItsAccessToken(t *testing.T) {
 func TestLogout(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, cfg *config.Config) {
-		app, _, c, email := sessionApp(t, cfg)
+		app, _, c, email := appWithUser(t, cfg)
 		app.signUp(t, app.admin, "vic@example.com")
 		vic := c.login("vic@example.com", "password-vic@example.com")
 
@@ -285,7 +285,7 @@ func TestLogout(t *testing.T) {
 func TestLogoutEverywhere(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, cfg *config.Config) {
-		app, _, c, email := sessionApp(t, cfg)
+		app, _, c, email := appWithUser(t, cfg)
 		app.signUp(t, app.admin, "vic@example.com")
 		vic := c.login("vic@example.com", "password-vic@example.com")
 		var mine []payloadJSON
@@ -310,7 +310,7 @@ func TestLogoutEverywhere(t *testing.T) {
 func TestChangePasswordEndsOtherSessions(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, cfg *config.Config) {
-		app, _, c, email := sessionApp(t, cfg)
+		app, _, c, email := appWithUser(t, cfg)
 		current := c.login(email, "password-"+email)
 		other := c.login(email, "password-"+email)
 		me := c.withToken(current.AccessToken)
@@ -367,7 +367,7 @@ func TestRefreshRefusedForAccountsThatMayNotSignIn(t *testing.T) {
 func TestConcurrentRefreshesOfOneToken(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, cfg *config.Config) {
-		app, _, c, email := sessionApp(t, cfg)
+		app, _, c, email := appWithUser(t, cfg)
 		for _, n := range []int{2, 8} {
 			t.Run(fmt.Sprint(n), func(t *testing.T) {
 				c.withToken(c.login(email, "password-"+email).AccessToken).logout("", true)
