@@ -34,14 +34,15 @@ type Payload struct {
 // signing in and out, refreshing, changing and resetting passwords, and
 // the login throttle.
 type Service struct {
-	db        *gorm.DB
-	hasher    *Hasher
-	tokens    *Tokens
-	sessions  models.SessionPolicy
-	limits    models.LoginLimits
-	clock     func() time.Time
-	log       *slog.Logger
-	lastPrune atomic.Int64 // when failures were last pruned (UnixNano)
+	db           *gorm.DB
+	sessionCheck *models.SessionCheck
+	hasher       *Hasher
+	tokens       *Tokens
+	sessions     models.SessionPolicy
+	limits       models.LoginLimits
+	clock        func() time.Time
+	log          *slog.Logger
+	lastPrune    atomic.Int64 // when failures were last pruned (UnixNano)
 }
 
 // Options are the account service's policies.
@@ -59,7 +60,7 @@ func NewService(db *gorm.DB, hasher *Hasher, tokens *Tokens, o Options, log *slo
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Service{db: db, hasher: hasher, tokens: tokens, sessions: o.Sessions, limits: o.Login, clock: clock, log: log}
+	return &Service{db: db, sessionCheck: models.NewSessionCheck(db), hasher: hasher, tokens: tokens, sessions: o.Sessions, limits: o.Login, clock: clock, log: log}
 }
 
 // now is the service's clock at the precision the database keeps.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cloudkeys/auth"
 	"cloudkeys/config"
 )
 
@@ -219,7 +220,10 @@ func TestSessionsExpire(t *testing.T) {
 		app, clock, c, email := appWithUser(t, cfg)
 
 		p1 := c.login(email, "password-"+email)
-		clock.Advance(16 * time.Minute) // past the access token's 15 min (+30 s skew)
+		signedIn(t, app, p1) // a verified token is remembered: its expiry still counts
+		clock.Advance(15*time.Minute + auth.MaxClockSkew - time.Second)
+		signedIn(t, app, p1)
+		clock.Advance(2 * time.Second) // past the access token's 15 min (+30 s skew)
 		signedOut(t, app, p1)
 		p2 := c.mustRefresh(p1.RefreshToken)
 		signedIn(t, app, p2)
