@@ -35,6 +35,7 @@ func (s *Service) throttled(ctx context.Context, email, addr string, verify func
 	case ok:
 		settle = attempt.Passed(done)
 	default:
+		settle = attempt.Failed(done)
 		s.log.InfoContext(ctx, "sign-in attempt failed", "client_addr", addr)
 	}
 	if settle != nil {

@@ -29,19 +29,31 @@ const (
 	scopeAddr  = "addr"
 )
 
-// loginFailure is one counted sign-in attempt.
+// loginFailure is one counted sign-in attempt: a failed one, or one whose
+// password is still being checked (InFlight).
 type loginFailure struct {
 	ID        int64 `gorm:"primaryKey"`
 	Scope     string
 	Key       string
 	CreatedAt time.Time
+	InFlight  bool
 }
+
+// inFlightRetry is the RetryAfter of a refusal caused by attempts still in
+// flight: they settle within seconds (a verify, or the hasher's bounded
+// wait), and only those that fail go on counting. One in flight for longer
+// (a process that died mid-check) is taken for a failure.
+const (
+	inFlightRetry = time.Second
+	inFlightMax   = time.Minute
+)
 
 func (loginFailure) TableName() string { return "login_failures" }
 
-// LoginAttempt is a sign-in attempt admitted by BeginLogin. It counts as a
-// failure from the moment it is admitted, so that concurrent attempts
-// cannot all slip under the limit, until Passed or Abandon says otherwise.
+// LoginAttempt is a sign-in attempt admitted by BeginLogin. It counts
+// against the limits from the moment it is admitted, so that concurrent
+// attempts cannot all slip under them, until Failed, Passed or Abandon
+// says what became of it.
 type LoginAttempt struct {
 	db    *gorm.DB
 	email string
@@ -51,10 +63,11 @@ type LoginAttempt struct {
 // BeginLogin admits a sign-in attempt for the (normalised) email from the
 // client address addr at now — before any password is hashed — or refuses it
 // with RATE_LIMITED when the email or the address already has its limit of
-// failures within the window. A refused attempt is not counted. RetryAfter
+// attempts within the window. A refused attempt is not counted. RetryAfter
 // is the time until enough counted failures leave the window for one more
-// attempt (with exactly the limit counted: until the oldest leaves). addr
-// may be empty (no address is known); it is then not counted.
+// attempt (with exactly the limit counted: until the oldest leaves), or a
+// second when attempts still in flight fill the limit. addr may be empty (no
+// address is known); it is then not counted.
 func BeginLogin(ctx context.Context, db *gorm.DB, email, addr string, l LoginLimits, now time.Time) (*LoginAttempt, error) {
 	a := &LoginAttempt{db: db, email: failureKey(email)}
 	scopes := []struct {
@@ -72,26 +85,37 @@ func BeginLogin(ctx context.Context, db *gorm.DB, email, addr string, l LoginLim
 			if err := lock(tx, "login-"+s.scope+":"+s.key); err != nil {
 				return err
 			}
+			counted := tx.Model(&loginFailure{}).Where("scope = ? AND key = ? AND created_at > ?", s.scope, s.key, now.Add(-l.Window))
 			var nth []time.Time
-			err := tx.Model(&loginFailure{}).Where("scope = ? AND key = ? AND created_at > ?", s.scope, s.key, now.Add(-l.Window)).
-				Order("created_at DESC").Offset(s.max-1).Limit(1).Pluck("created_at", &nth).Error
+			err := counted.Session(&gorm.Session{}).Order("created_at DESC").Offset(s.max-1).Limit(1).Pluck("created_at", &nth).Error
 			if err != nil {
 				return err
 			}
-			// nth[0] is the limit-th newest failure: once it leaves the
-			// window, fewer than the limit remain.
-			if len(nth) == 1 {
+			if len(nth) == 0 {
+				continue // under the limit
+			}
+			// nth[0] is the limit-th newest attempt: once it leaves the
+			// window, fewer than the limit remain — or sooner, when some
+			// are still in flight and pass.
+			var inFlight int64
+			err = counted.Session(&gorm.Session{}).Where("in_flight AND created_at > ?", now.Add(-inFlightMax)).Count(&inFlight).Error
+			if err != nil {
+				return err
+			}
+			if inFlight > 0 {
+				wait = max(wait, inFlightRetry)
+			} else {
 				wait = max(wait, nth[0].Add(l.Window).Sub(now))
 			}
 		}
 		if wait > 0 {
 			return &apperr.Error{Code: apperr.RateLimited, RetryAfter: wait,
-				Message: "too many failed sign-in attempts; try again later"}
+				Message: "too many sign-in attempts; try again later"}
 		}
 		rows := make([]loginFailure, 0, 2)
 		for _, s := range scopes {
 			if s.scope == scopeEmail || s.key != "" {
-				rows = append(rows, loginFailure{Scope: s.scope, Key: s.key, CreatedAt: now})
+				rows = append(rows, loginFailure{Scope: s.scope, Key: s.key, CreatedAt: now, InFlight: true})
 			}
 		}
 		if err := tx.Create(&rows).Error; err != nil {
@@ -106,6 +130,12 @@ func BeginLogin(ctx context.Context, db *gorm.DB, email, addr string, l LoginLim
 		return nil, err
 	}
 	return a, nil
+}
+
+// Failed records that the attempt's password was wrong: it goes on
+// counting until it leaves the window.
+func (a *LoginAttempt) Failed(ctx context.Context) error {
+	return a.db.WithContext(ctx).Model(&loginFailure{}).Where("id IN ?", a.ids).Update("in_flight", false).Error
 }
 
 // Passed records that the attempt's password was right: the email's

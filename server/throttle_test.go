@@ -264,20 +264,26 @@ func TestConcurrentLoginsRespectTheLimit(t *testing.T) {
 		cfg.LoginMaxPerEmail, cfg.LoginMaxPerAddr = 5, 1000
 		_, _, c, email := appWithUser(t, cfg)
 		const n = 20
-		codes := make([]any, n)
+		codes, retry := make([]any, n), make([]float64, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
 				r := c.tryLogin(email, "wrong")
 				if len(r.Errors) == 1 {
 					codes[i] = r.Errors[0].Extensions["code"]
+					retry[i], _ = r.Errors[0].Extensions["retryAfter"].(float64)
 				}
 			})
 		}
 		wg.Wait()
 		count := map[any]int{}
-		for _, code := range codes {
+		for i, code := range codes {
 			count[code]++
+			// Refused while the admitted five were being checked: retry in
+			// a second; once they failed: when the window lets one go.
+			if code == "RATE_LIMITED" && retry[i] != 1 && (retry[i] < 890 || retry[i] > 900) {
+				t.Errorf("retryAfter %v", retry[i])
+			}
 		}
 		if count["UNAUTHENTICATED"] != 5 || count["RATE_LIMITED"] != n-5 {
 			t.Fatalf("%d concurrent wrong passwords: %v, want 5 UNAUTHENTICATED and the rest RATE_LIMITED", n, count)
@@ -302,5 +308,37 @@ func TestOldLoginFailuresArePruned(t *testing.T) {
 		if n := app.count(t, "SELECT COUNT(*) FROM login_failures WHERE key = 'recent@example.com'"); n != 1 {
 			t.Fatalf("a failure within the window was pruned (%d left)", n)
 		}
+	})
+}
+
+// Attempts still being checked count against the limit, but they settle
+// within seconds: a refusal they cause says to retry in a second, not
+// after the whole window — unless one has been in flight for over a minute
+// (its process died), which then counts as a failure.
+func TestAttemptsInFlightAskForAShortRetry(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
+		cfg.LoginMaxPerEmail, cfg.LoginMaxPerAddr = 3, 1000
+		app, clock, c, email := appWithUser(t, cfg)
+		inFlight := func(at time.Time) {
+			if err := app.DB.Exec("INSERT INTO login_failures (scope, key, created_at, in_flight) VALUES ('email', ?, ?, TRUE)",
+				email, at.UTC().Truncate(time.Microsecond)).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		stale := clock.Now()
+		inFlight(stale)
+		clock.Advance(2 * time.Minute)
+		inFlight(clock.Now())
+		inFlight(clock.Now())
+		wantRetryAfter(t, c.tryLogin(email, "password-"+email), time.Second)
+		// Once the newer two are gone, the stale one counts as a failure.
+		c.tryLogin(email, "wrong").wantCode(t, "login", "RATE_LIMITED")
+		if err := app.DB.Exec("DELETE FROM login_failures WHERE created_at > ?", stale.UTC()).Error; err != nil {
+			t.Fatal(err)
+		}
+		c.tryLogin(email, "wrong").wantCode(t, "login", "UNAUTHENTICATED")
+		c.tryLogin(email, "wrong").wantCode(t, "login", "UNAUTHENTICATED")
+		wantRetryAfter(t, c.tryLogin(email, "password-"+email), stale.Add(cfg.LoginWindow).Sub(clock.Now()))
 	})
 }
