@@ -106,8 +106,10 @@ type UserUpdate struct {
 // has it), its admin right, its status. Approving (a change to APPROVED)
 // records when and by whom; returning it to PENDING clears that. A disabled
 // or pending user, or a demoted admin, loses access on their next request,
-// because every request reloads the user. NOT_FOUND if there is no such
-// account; FORBIDDEN if the change would leave no approved admin.
+// because every request reloads the user; disabling suspends, so an account
+// approved again finds its sessions working (resetting the password ends
+// them). NOT_FOUND if there is no such account; FORBIDDEN if the change
+// would leave no approved admin.
 func UpdateUser(ctx context.Context, db *gorm.DB, actorID, id string, upd UserUpdate) (*User, error) {
 	var email string
 	if upd.Email != nil {
