@@ -60,7 +60,8 @@ func NewService(db *gorm.DB, hasher *Hasher, tokens *Tokens, o Options, log *slo
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Service{db: db, sessionCheck: models.NewSessionCheck(db), hasher: hasher, tokens: tokens, sessions: o.Sessions, limits: o.Login, clock: clock, log: log}
+	return &Service{db: db, sessionCheck: models.NewSessionCheck(db), hasher: hasher, tokens: tokens,
+		sessions: o.Sessions, limits: o.Login, clock: clock, log: log}
 }
 
 // now is the service's clock at the precision the database keeps.
