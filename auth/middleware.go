@@ -152,7 +152,7 @@ func (s *Service) Authenticate(ctx context.Context) (*models.User, error) {
 			c.err = errInvalidToken
 			return
 		}
-		user, err := models.UserForSession(ctx, s.db, claims.UserID, claims.SessionID)
+		user, err := s.sessionCheck.UserForSession(ctx, claims.UserID, claims.SessionID, s.now())
 		switch {
 		case isNoSession(err):
 			c.err = errInvalidToken

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -59,6 +60,7 @@ type Hasher struct {
 	slots  chan struct{}
 	wait   time.Duration
 	dummy  string
+	runs   atomic.Int64
 }
 
 // NewHasher returns a Hasher making hashes with p, running at most
@@ -105,12 +107,16 @@ func (h *Hasher) acquire(ctx context.Context) error {
 
 func (h *Hasher) release() { <-h.slots }
 
+// Runs returns how many hashes and verifications have started so far.
+func (h *Hasher) Runs() int64 { return h.runs.Load() }
+
 // Hash returns the Argon2id PHC string of password.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
 	defer h.release()
+	h.runs.Add(1)
 	return argon2id.CreateHash(password, h.params.argon2id())
 }
 
@@ -121,6 +127,7 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, reha
 		return false, false, err
 	}
 	defer h.release()
+	h.runs.Add(1)
 	ok, stored, err := argon2id.CheckHash(password, encoded)
 	if err != nil {
 		return false, false, fmt.Errorf("verify password hash: %w", err)

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -30,19 +31,41 @@ type Payload struct {
 }
 
 // Service holds the account operations that involve secrets: registering,
-// signing in and out, refreshing, changing passwords.
+// signing in and out, refreshing, changing and resetting passwords, and
+// the login throttle.
 type Service struct {
-	db       *gorm.DB
-	hasher   *Hasher
-	tokens   *Tokens
-	sessions models.SessionPolicy
-	log      *slog.Logger
+	db           *gorm.DB
+	sessionCheck *models.SessionCheck
+	hasher       *Hasher
+	tokens       *Tokens
+	sessions     models.SessionPolicy
+	limits       models.LoginLimits
+	clock        func() time.Time
+	log          *slog.Logger
+	lastPrune    atomic.Int64 // when failures were last pruned (UnixNano)
+}
+
+// Options are the account service's policies.
+type Options struct {
+	Sessions models.SessionPolicy
+	Login    models.LoginLimits
+	// Now is the clock of sessions and the login throttle (nil: the system
+	// clock). The access tokens' clock is the Tokens'.
+	Now func() time.Time
 }
 
 // NewService returns the account service.
-func NewService(db *gorm.DB, hasher *Hasher, tokens *Tokens, sessions models.SessionPolicy, log *slog.Logger) *Service {
-	return &Service{db: db, hasher: hasher, tokens: tokens, sessions: sessions, log: log}
+func NewService(db *gorm.DB, hasher *Hasher, tokens *Tokens, o Options, log *slog.Logger) *Service {
+	clock := o.Now
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Service{db: db, sessionCheck: models.NewSessionCheck(db), hasher: hasher, tokens: tokens,
+		sessions: o.Sessions, limits: o.Login, clock: clock, log: log}
 }
+
+// now is the service's clock at the precision the database keeps.
+func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
 
 // Hasher returns the password hasher.
 func (s *Service) Hasher() *Hasher { return s.hasher }
@@ -67,22 +90,30 @@ func (s *Service) Register(ctx context.Context, email, password string) (*models
 // errCredentials is the one answer to a wrong email or a wrong password.
 var errCredentials = apperr.Errorf(apperr.Unauthenticated, "wrong email or password")
 
-// Login signs a user in from clientAddr and starts a session. A wrong email
-// and a wrong password get the same answer after the same work (one
-// Argon2id verify); a pending or disabled account is told so only once the
-// password is right.
+// Login signs a user in from clientAddr and starts a session; anyone may
+// try. The attempt goes through the login throttle first (RATE_LIMITED,
+// before any password is hashed, past the limits). A wrong email and a
+// wrong password get the same answer after the same work (one Argon2id
+// verify) and both count as failures; a pending or disabled account is told
+// so only once the password is right.
 func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (*Payload, error) {
-	user, err := models.UserByEmail(ctx, s.db, email)
-	if apperr.CodeOf(err) == apperr.NotFound {
-		if err := s.hasher.VerifyDummy(ctx, password); err != nil {
-			return nil, err
+	email = models.NormalizeEmail(email)
+	var (
+		user   *models.User
+		rehash bool
+	)
+	ok, err := s.throttled(ctx, email, clientAddr, func() (bool, error) {
+		var err error
+		if user, err = s.userByEmail(ctx, email); err != nil {
+			return false, err
 		}
-		return nil, errCredentials
-	}
-	if err != nil {
-		return nil, err
-	}
-	ok, rehash, err := s.hasher.Verify(ctx, password, user.PasswordHash)
+		if user == nil {
+			return false, s.hasher.VerifyDummy(ctx, password)
+		}
+		ok, weak, err := s.hasher.Verify(ctx, password, user.PasswordHash)
+		rehash = weak
+		return ok, err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +127,24 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		s.rehash(ctx, user, password)
 	}
 	refresh, hash := newRefreshToken()
-	session, token, err := models.CreateSession(ctx, s.db, user.ID, clientAddr, hash, s.sessions)
+	session, token, err := models.CreateSession(ctx, s.db, user.ID, clientAddr, hash, s.sessions, s.now())
 	if err != nil {
 		return nil, err
 	}
 	return s.payload(user, session.ID, refresh, token.ExpiresAt)
+}
+
+// userByEmail returns the account of a normalised email, or nil if there is
+// none — without asking the database about a value no account can have.
+func (s *Service) userByEmail(ctx context.Context, email string) (*models.User, error) {
+	if models.ValidateEmail("email", email) != nil {
+		return nil, nil
+	}
+	user, err := models.UserByEmail(ctx, s.db, email)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil, nil
+	}
+	return user, err
 }
 
 // rehash upgrades a hash made with weaker parameters. A failure is logged,
@@ -126,7 +170,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken, clientAddr string) 
 		return nil, errRefresh
 	}
 	next, nextHash := newRefreshToken()
-	user, session, token, err := models.RotateRefreshToken(ctx, s.db, presented, nextHash, clientAddr, s.sessions)
+	user, session, token, err := models.RotateRefreshToken(ctx, s.db, presented, nextHash, clientAddr, s.sessions, s.now())
 	if err != nil {
 		if e := apperr.As(err); e != nil && e.Code == apperr.Unauthenticated && e != errRefresh {
 			s.log.WarnContext(ctx, "refresh token refused", "reason", e.Message)
@@ -177,7 +221,9 @@ func (s *Service) Logout(ctx context.Context, refreshToken *string, everywhere b
 
 // ChangePassword replaces the caller's password after checking the current
 // one, and ends every other session of the caller. Only the signed-in
-// caller may, for their own account.
+// caller may, for their own account. The check of the current password goes
+// through the login throttle, as a sign-in would: a stolen access token
+// does not buy unlimited guesses.
 func (s *Service) ChangePassword(ctx context.Context, current, next string) error {
 	user := UserFrom(ctx)
 	if user == nil {
@@ -186,7 +232,10 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if err := ValidatePassword("newPassword", next); err != nil {
 		return err
 	}
-	ok, _, err := s.hasher.Verify(ctx, current, user.PasswordHash)
+	ok, err := s.throttled(ctx, user.Email, ClientAddr(ctx), func() (bool, error) {
+		ok, _, err := s.hasher.Verify(ctx, current, user.PasswordHash)
+		return ok, err
+	})
 	if err != nil {
 		return err
 	}
@@ -203,6 +252,27 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		}
 		return models.RevokeSessions(ctx, tx, user.ID, SessionFrom(ctx))
 	})
+}
+
+// ResetPassword sets a new password for the account id and signs out every
+// session of that account. Only an approved admin (the caller) may, for any
+// account, their own included. NOT_FOUND if there is no such account.
+func (s *Service) ResetPassword(ctx context.Context, id, password string) error {
+	admin := UserFrom(ctx)
+	if admin == nil {
+		return errUnauthenticated
+	}
+	if err := ValidatePassword("newPassword", password); err != nil {
+		return err
+	}
+	if _, err := models.UserByID(ctx, s.db, id); err != nil {
+		return err // before the expensive hash
+	}
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	return models.ResetPassword(ctx, s.db, admin.ID, id, hash)
 }
 
 // refreshTokenBytes is the randomness of a refresh token: 256 bits.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
@@ -28,7 +29,17 @@ type Tokens struct {
 	audience string
 	ttl      time.Duration
 	now      func() time.Time
+	// verified remembers tokens that passed Verify, by their exact bytes
+	// (signature included), so that a client's later requests with the same
+	// token skip the JWT parse, about half the cost of authenticating a
+	// request (BENCHMARKS.md). Everything checked is a property of those
+	// bytes except expiry, which is checked again on every use. Only
+	// tokens that verified are kept, so forged ones cannot fill it.
+	verified *lru.Cache[string, Claims]
 }
+
+// verifiedTokens bounds the cache of verified tokens (a few MB at most).
+const verifiedTokens = 10_000
 
 // Claims are what a verified access token says.
 type Claims struct {
@@ -38,9 +49,14 @@ type Claims struct {
 	ExpiresAt time.Time
 }
 
-// NewTokens returns a token issuer/verifier.
-func NewTokens(secret []byte, issuer, audience string, ttl time.Duration) *Tokens {
-	return &Tokens{key: secret, issuer: issuer, audience: audience, ttl: ttl, now: time.Now}
+// NewTokens returns a token issuer/verifier whose clock is now (nil: the
+// system clock).
+func NewTokens(secret []byte, issuer, audience string, ttl time.Duration, now func() time.Time) *Tokens {
+	if now == nil {
+		now = time.Now
+	}
+	verified, _ := lru.New[string, Claims](verifiedTokens) // errors only for a size < 1
+	return &Tokens{key: secret, issuer: issuer, audience: audience, ttl: ttl, now: now, verified: verified}
 }
 
 // Issue signs an access token for the user's session.
@@ -78,6 +94,23 @@ var errToken = errors.New("invalid access token")
 // the configured issuer and audience, exp (required) not past and iat/nbf
 // not in the future beyond MaxClockSkew, sub and sid present.
 func (t *Tokens) Verify(token string) (Claims, error) {
+	if c, ok := t.verified.Get(token); ok {
+		if t.now().Before(c.ExpiresAt.Add(MaxClockSkew)) {
+			return c, nil
+		}
+		t.verified.Remove(token)
+		return Claims{}, errToken
+	}
+	c, err := t.parse(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	t.verified.Add(token, c)
+	return c, nil
+}
+
+// parse verifies a token in full.
+func (t *Tokens) parse(token string) (Claims, error) {
 	if len(token) > 4096 || strings.Count(token, ".") != 2 {
 		return Claims{}, errToken
 	}

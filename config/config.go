@@ -66,6 +66,10 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string // "text" or "json"
+
+	// Now is the clock of tokens, sessions and the login throttle; nil is
+	// the system clock. Not configurable: tests set it to move time.
+	Now func() time.Time
 }
 
 // Production reports whether the server runs in production mode.

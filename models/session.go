@@ -2,6 +2,11 @@ package models
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,10 +50,9 @@ type SessionPolicy struct {
 	Grace time.Duration
 }
 
-// CreateSession starts a session for the user with its first refresh token,
-// given by hash.
-func CreateSession(ctx context.Context, db *gorm.DB, userID, clientAddr, tokenHash string, p SessionPolicy) (*Session, *RefreshToken, error) {
-	now := Now()
+// CreateSession starts a session for the user at now with its first
+// refresh token, given by hash.
+func CreateSession(ctx context.Context, db *gorm.DB, userID, clientAddr, tokenHash string, p SessionPolicy, now time.Time) (*Session, *RefreshToken, error) {
 	s := &Session{ID: uuid.NewString(), UserID: userID, ClientAddr: clientAddr,
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(p.TTL)}
 	t := &RefreshToken{TokenHash: tokenHash, SessionID: s.ID, CreatedAt: now, ExpiresAt: s.ExpiresAt}
@@ -67,14 +71,18 @@ func CreateSession(ctx context.Context, db *gorm.DB, userID, clientAddr, tokenHa
 var errRefreshInvalid = apperr.Errorf(apperr.Unauthenticated, "the refresh token is invalid or expired; sign in again")
 
 // RotateRefreshToken exchanges the refresh token with hash presented for a
-// new one with hash next, in the same session, and returns the session's
-// user as it is now.
+// new one with hash next, in the same session, at now, and returns the
+// session's user as it is now. Anyone holding a refresh token may.
 //
 // A token that was already used is taken as stolen: its whole session is
 // revoked and the answer is UNAUTHENTICATED — except the token replaced
 // last, which may be presented once more within p.Grace. An expired or
-// revoked session, or a user who may not sign in, is refused.
-func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string, clientAddr string, p SessionPolicy) (*User, *Session, *RefreshToken, error) {
+// revoked session is refused (UNAUTHENTICATED), and so is a user who may
+// not sign in (ACCOUNT_PENDING, ACCOUNT_DISABLED), before anything is
+// written: the token stays usable should the account be approved again.
+// Rotations of one token run one at a time (a row lock on PostgreSQL,
+// BEGIN IMMEDIATE on SQLite), so two concurrent ones never both win.
+func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string, clientAddr string, p SessionPolicy, now time.Time) (*User, *Session, *RefreshToken, error) {
 	var (
 		user    User
 		session Session
@@ -82,7 +90,6 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 		refusal error
 	)
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		now := Now()
 		var old RefreshToken
 		q := tx
 		if isPostgres(tx) {
@@ -102,11 +109,26 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 			refusal = errRefreshInvalid
 			return nil
 		}
+		retry := false
 		if old.UsedAt != nil {
-			if !withinGrace(tx, &old, now, p.Grace) {
+			ok, err := withinGrace(tx, &old, now, p.Grace)
+			if err != nil {
+				return err
+			}
+			if !ok {
 				refusal = apperr.Errorf(apperr.Unauthenticated, "this refresh token was already used; the session was signed out for safety — sign in again")
 				return tx.Model(&Session{}).Where("id = ?", session.ID).Update("revoked_at", now).Error
 			}
+			retry = true
+		}
+		if err := tx.Where("id = ?", session.UserID).Take(&user).Error; err != nil {
+			return err
+		}
+		if err := CanSignIn(&user); err != nil {
+			refusal = err
+			return nil
+		}
+		if retry {
 			// The lost response's token is retired unused; the retry gets
 			// a fresh one instead.
 			if err := tx.Model(&RefreshToken{}).Where("token_hash = ?", *old.ReplacedBy).
@@ -127,13 +149,6 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 				refusal = errRefreshInvalid
 				return nil
 			}
-		}
-		if err := tx.Where("id = ?", session.UserID).Take(&user).Error; err != nil {
-			return err
-		}
-		if err := CanSignIn(&user); err != nil {
-			refusal = err
-			return nil
 		}
 		session.LastUsedAt, session.ExpiresAt = now, now.Add(p.TTL)
 		if clientAddr != "" {
@@ -157,17 +172,21 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 }
 
 // withinGrace reports whether a used token may be presented once more: it
-// was used less than grace ago, not retried before, and the token that
+// was used at most grace ago, not retried before, and the token that
 // replaced it has not been used yet (it is the newest of its session).
-func withinGrace(tx *gorm.DB, old *RefreshToken, now time.Time, grace time.Duration) bool {
+func withinGrace(tx *gorm.DB, old *RefreshToken, now time.Time, grace time.Duration) (bool, error) {
 	if grace <= 0 || old.Retried || old.ReplacedBy == nil || now.Sub(*old.UsedAt) > grace {
-		return false
+		return false, nil
 	}
 	var successor RefreshToken
-	if err := tx.Where("token_hash = ?", *old.ReplacedBy).Take(&successor).Error; err != nil {
-		return false
+	err := tx.Where("token_hash = ?", *old.ReplacedBy).Take(&successor).Error
+	if notFound(err) {
+		return false, nil
 	}
-	return successor.UsedAt == nil
+	if err != nil {
+		return false, err
+	}
+	return successor.UsedAt == nil, nil
 }
 
 // CanSignIn refuses an account that may not sign in.
@@ -182,22 +201,53 @@ func CanSignIn(u *User) error {
 	}
 }
 
-// UserForSession loads, in one query, the user an access token names and
-// checks that the token's session is still live. It returns ErrNoSession
-// when the user or the session is gone, revoked or expired.
-func UserForSession(ctx context.Context, db *gorm.DB, userID, sessionID string) (*User, error) {
+// SessionCheck loads, in one query, the user an access token names and
+// checks that the token's session is still live: the query behind every
+// authenticated request. It runs as a database/sql prepared statement
+// rather than through GORM, whose statement building and reflective
+// scanning would double its cost (BENCHMARKS.md); it is safe for
+// concurrent use.
+type SessionCheck struct {
+	db    *gorm.DB
+	query string
+	mu    sync.Mutex // held while preparing
+	stmt  atomic.Pointer[sql.Stmt]
+}
+
+// sessionCheckQuery names every column of User, in the order scanned.
+const sessionCheckQuery = `SELECT users.id, users.email, users.password_hash, users.is_admin, users.status,
+  users.created_at, users.updated_at, users.approved_at, users.approved_by
+FROM users JOIN sessions ON sessions.user_id = users.id
+WHERE users.id = ? AND sessions.id = ? AND sessions.revoked_at IS NULL AND sessions.expires_at > ?`
+
+// NewSessionCheck returns the session check of db.
+func NewSessionCheck(db *gorm.DB) *SessionCheck {
+	q := sessionCheckQuery
+	if isPostgres(db) {
+		for i := 1; strings.Contains(q, "?"); i++ {
+			q = strings.Replace(q, "?", fmt.Sprintf("$%d", i), 1)
+		}
+	}
+	return &SessionCheck{db: db, query: q}
+}
+
+// UserForSession returns the user userID if the session sessionID is
+// theirs and live (not revoked, not expired) at now. It returns
+// ErrNoSession when the user or the session is gone, revoked or expired.
+func (c *SessionCheck) UserForSession(ctx context.Context, userID, sessionID string, now time.Time) (*User, error) {
 	if _, err := uuid.Parse(userID); err != nil {
 		return nil, ErrNoSession
 	}
 	if _, err := uuid.Parse(sessionID); err != nil {
 		return nil, ErrNoSession
 	}
+	stmt, err := c.statement(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var u User
-	err := db.WithContext(ctx).Table("users").Select("users.*").
-		Joins("JOIN sessions ON sessions.user_id = users.id").
-		Where("users.id = ? AND sessions.id = ? AND sessions.revoked_at IS NULL AND sessions.expires_at > ?",
-			userID, sessionID, Now()).
-		Take(&u).Error
+	err = stmt.QueryRowContext(ctx, userID, sessionID, now).Scan(&u.ID, &u.Email, &u.PasswordHash,
+		&u.IsAdmin, &u.Status, &u.CreatedAt, &u.UpdatedAt, &u.ApprovedAt, &u.ApprovedByID)
 	if notFound(err) {
 		return nil, ErrNoSession
 	}
@@ -205,6 +255,29 @@ func UserForSession(ctx context.Context, db *gorm.DB, userID, sessionID string) 
 		return nil, err
 	}
 	return &u, nil
+}
+
+// statement returns the prepared statement, preparing it on first use (and
+// again after a failure: a database briefly down is not remembered).
+func (c *SessionCheck) statement(ctx context.Context) (*sql.Stmt, error) {
+	if stmt := c.stmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if stmt := c.stmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	sqlDB, err := c.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	stmt, err := sqlDB.PrepareContext(ctx, c.query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare the session check: %w", err)
+	}
+	c.stmt.Store(stmt)
+	return stmt, nil
 }
 
 // SessionOfToken returns the session of a refresh token given by hash.

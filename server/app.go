@@ -51,9 +51,12 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		models.Close(db)
 		return nil, err
 	}
-	tokens := auth.NewTokens(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL)
-	svc := auth.NewService(db, hasher, tokens,
-		models.SessionPolicy{TTL: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace}, log)
+	tokens := auth.NewTokens(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, cfg.Now)
+	svc := auth.NewService(db, hasher, tokens, auth.Options{
+		Sessions: models.SessionPolicy{TTL: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace},
+		Login:    models.LoginLimits{PerEmail: cfg.LoginMaxPerEmail, PerAddr: cfg.LoginMaxPerAddr, Window: cfg.LoginWindow},
+		Now:      cfg.Now,
+	}, log)
 	prober := probe.New(probe.Options{AllowPrivate: cfg.AllowPrivateBaseURLs})
 	h := NewServer(Deps{Config: cfg, Log: log, DB: db, Auth: svc, Probe: prober})
 	return &App{Handler: h, DB: db, Auth: svc, Config: cfg}, nil

@@ -9,9 +9,11 @@ import (
 // A field costs 1 plus what it selects, except:
 const (
 	// expensiveCost is the cost of a field that hashes a password with
-	// Argon2id (64 MiB and tens of milliseconds each) or calls a provider
-	// (up to 10 s): at the default limit of 2000, a request holds at most
-	// nine of them.
+	// Argon2id (64 MiB and tens of milliseconds each), counts a sign-in
+	// attempt, rotates a refresh token or calls a provider (up to 10 s): at
+	// the default limit of 2000, a request holds at most nine of them, so
+	// aliases cannot batch hundreds of password guesses into one request —
+	// a request over the limit is refused whole before any field runs.
 	expensiveCost = 200
 	// credentialsEstimate is how many credentials a cloudCredentials list is
 	// assumed to hold; the list has no pagination.
@@ -27,6 +29,7 @@ func complexity() graph.ComplexityRoot {
 	var c graph.ComplexityRoot
 	c.Mutation.Register = func(child int, _ graph.RegisterInput) int { return expensiveCost + child }
 	c.Mutation.Login = func(child int, _, _ string) int { return expensiveCost + child }
+	c.Mutation.RefreshToken = func(child int, _ string) int { return expensiveCost + child }
 	c.Mutation.ChangePassword = func(child int, _, _ string) int { return expensiveCost + child }
 	c.Mutation.ResetUserPassword = func(child int, _, _ string) int { return expensiveCost + child }
 	c.Mutation.TestCloudCredential = func(child int, _ string) int { return expensiveCost + child }

@@ -1,0 +1,67 @@
+package auth
+
+import (
+	"context"
+	"time"
+
+	"cloudkeys/apperr"
+	"cloudkeys/models"
+)
+
+// throttled runs verify, a password check for email from addr, as one
+// attempt counted by the login throttle (models.BeginLogin): past the
+// limits it answers RATE_LIMITED without running verify, so no password is
+// hashed. verify reports whether the password was right; a wrong one
+// (false, nil) stays counted as a failure, a right one forgives the email's
+// failures, and an error (the hasher busy, the database down) leaves no
+// trace.
+func (s *Service) throttled(ctx context.Context, email, addr string, verify func() (bool, error)) (bool, error) {
+	now := s.now()
+	s.pruneFailures(ctx, now)
+	attempt, err := models.BeginLogin(ctx, s.db, email, addr, s.limits, now)
+	if err != nil {
+		if e := apperr.As(err); e != nil && e.Code == apperr.RateLimited {
+			s.log.WarnContext(ctx, "sign-in attempt refused: too many failures", "client_addr", addr, "retry_after", e.RetryAfter)
+		}
+		return false, err
+	}
+	ok, err := verify()
+	// The verdict is recorded even if the client has gone meanwhile.
+	done := context.WithoutCancel(ctx)
+	var settle error
+	switch {
+	case err != nil:
+		settle = attempt.Abandon(done)
+	case ok:
+		settle = attempt.Passed(done)
+	default:
+		settle = attempt.Failed(done)
+		s.log.InfoContext(ctx, "sign-in attempt failed", "client_addr", addr)
+	}
+	if settle != nil {
+		s.log.WarnContext(ctx, "recording a sign-in attempt failed", "error", settle)
+	}
+	return ok, err
+}
+
+// pruneInterval is how often, at most, a process deletes the failures that
+// left the window, so that the table does not grow forever.
+const pruneInterval = time.Minute
+
+// pruneFailures deletes failures older than the window, at most once per
+// pruneInterval (or per window, if shorter) in this process.
+func (s *Service) pruneFailures(ctx context.Context, now time.Time) {
+	every := min(pruneInterval, s.limits.Window)
+	last := s.lastPrune.Load()
+	if now.UnixNano()-last < int64(every) || !s.lastPrune.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	n, err := models.PruneLoginFailures(context.WithoutCancel(ctx), s.db, now.Add(-s.limits.Window))
+	if err != nil {
+		s.log.WarnContext(ctx, "pruning old sign-in failures failed", "error", err)
+		return
+	}
+	if n > 0 {
+		s.log.DebugContext(ctx, "pruned old sign-in failures", "rows", n)
+	}
+}
