@@ -37,9 +37,13 @@ type Config struct {
 	RefreshTokenTTL time.Duration
 	RefreshGrace    time.Duration
 
-	Argon2          auth.Params
-	HashConcurrency int
-	HashWait        time.Duration
+	Argon2 auth.Params
+	// HashConcurrency is how many Argon2id hashes may run at once: given
+	// explicitly, or sized from HashMemoryBudgetMiB (each hash holds
+	// Argon2.MemoryKiB) and capped at the number of CPUs.
+	HashConcurrency     int
+	HashMemoryBudgetMiB int
+	HashWait            time.Duration
 
 	// EncryptionKeys is a JWK Set (JSON); EncryptionKeysFile a path to one.
 	// With neither, DataDir/encryption-keys.json is used (development only).
@@ -80,31 +84,32 @@ func (c *Config) Production() bool { return c.Env == "production" }
 func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
 	env := envReader{getenv: getenv}
 	c := &Config{
-		Env:                env.str("CLOUDKEYS_ENV", "development"),
-		Addr:               env.str("CLOUDKEYS_ADDR", "127.0.0.1:8080"),
-		DataDir:            env.str("CLOUDKEYS_DATA_DIR", "data"),
-		DatabaseURL:        env.str("CLOUDKEYS_DATABASE_URL", ""),
-		JWTIssuer:          env.str("CLOUDKEYS_JWT_ISSUER", "cloudkeys"),
-		JWTAudience:        env.str("CLOUDKEYS_JWT_AUDIENCE", "cloudkeys"),
-		AccessTokenTTL:     env.duration("CLOUDKEYS_ACCESS_TOKEN_TTL", 15*time.Minute),
-		RefreshTokenTTL:    env.duration("CLOUDKEYS_REFRESH_TOKEN_TTL", 30*24*time.Hour),
-		RefreshGrace:       env.duration("CLOUDKEYS_REFRESH_REUSE_GRACE", 10*time.Second),
-		HashConcurrency:    env.integer("CLOUDKEYS_HASH_CONCURRENCY", runtime.NumCPU()),
-		HashWait:           env.duration("CLOUDKEYS_HASH_WAIT", 2*time.Second),
-		EncryptionKeys:     []byte(getenv("CLOUDKEYS_ENCRYPTION_KEYS")),
-		EncryptionKeysFile: env.str("CLOUDKEYS_ENCRYPTION_KEYS_FILE", ""),
-		LoginMaxPerEmail:   env.integer("CLOUDKEYS_LOGIN_MAX_PER_EMAIL", 5),
-		LoginMaxPerAddr:    env.integer("CLOUDKEYS_LOGIN_MAX_PER_ADDR", 50),
-		LoginWindow:        env.duration("CLOUDKEYS_LOGIN_WINDOW", 15*time.Minute),
-		CORSOrigins:        env.list("CLOUDKEYS_CORS_ORIGINS"),
-		MaxBodyBytes:       int64(env.integer("CLOUDKEYS_MAX_BODY_BYTES", 1<<20)),
-		MaxComplexity:      env.integer("CLOUDKEYS_MAX_COMPLEXITY", 2000),
-		MaxDepth:           env.integer("CLOUDKEYS_MAX_DEPTH", 12),
-		MaxAliases:         env.integer("CLOUDKEYS_MAX_ALIASES", 30),
-		MaxTokens:          env.integer("CLOUDKEYS_MAX_TOKENS", 1000),
-		RequestTimeout:     env.duration("CLOUDKEYS_REQUEST_TIMEOUT", 30*time.Second),
-		LogLevel:           env.str("CLOUDKEYS_LOG_LEVEL", "info"),
-		LogFormat:          env.str("CLOUDKEYS_LOG_FORMAT", "text"),
+		Env:                 env.str("CLOUDKEYS_ENV", "development"),
+		Addr:                env.str("CLOUDKEYS_ADDR", "127.0.0.1:8080"),
+		DataDir:             env.str("CLOUDKEYS_DATA_DIR", "data"),
+		DatabaseURL:         env.str("CLOUDKEYS_DATABASE_URL", ""),
+		JWTIssuer:           env.str("CLOUDKEYS_JWT_ISSUER", "cloudkeys"),
+		JWTAudience:         env.str("CLOUDKEYS_JWT_AUDIENCE", "cloudkeys"),
+		AccessTokenTTL:      env.duration("CLOUDKEYS_ACCESS_TOKEN_TTL", 15*time.Minute),
+		RefreshTokenTTL:     env.duration("CLOUDKEYS_REFRESH_TOKEN_TTL", 30*24*time.Hour),
+		RefreshGrace:        env.duration("CLOUDKEYS_REFRESH_REUSE_GRACE", 10*time.Second),
+		HashConcurrency:     env.integer("CLOUDKEYS_HASH_CONCURRENCY", 0),
+		HashMemoryBudgetMiB: env.integer("CLOUDKEYS_HASH_MEMORY_BUDGET_MIB", 256),
+		HashWait:            env.duration("CLOUDKEYS_HASH_WAIT", 2*time.Second),
+		EncryptionKeys:      []byte(getenv("CLOUDKEYS_ENCRYPTION_KEYS")),
+		EncryptionKeysFile:  env.str("CLOUDKEYS_ENCRYPTION_KEYS_FILE", ""),
+		LoginMaxPerEmail:    env.integer("CLOUDKEYS_LOGIN_MAX_PER_EMAIL", 5),
+		LoginMaxPerAddr:     env.integer("CLOUDKEYS_LOGIN_MAX_PER_ADDR", 50),
+		LoginWindow:         env.duration("CLOUDKEYS_LOGIN_WINDOW", 15*time.Minute),
+		CORSOrigins:         env.list("CLOUDKEYS_CORS_ORIGINS"),
+		MaxBodyBytes:        int64(env.integer("CLOUDKEYS_MAX_BODY_BYTES", 1<<20)),
+		MaxComplexity:       env.integer("CLOUDKEYS_MAX_COMPLEXITY", 2000),
+		MaxDepth:            env.integer("CLOUDKEYS_MAX_DEPTH", 12),
+		MaxAliases:          env.integer("CLOUDKEYS_MAX_ALIASES", 30),
+		MaxTokens:           env.integer("CLOUDKEYS_MAX_TOKENS", 1000),
+		RequestTimeout:      env.duration("CLOUDKEYS_REQUEST_TIMEOUT", 30*time.Second),
+		LogLevel:            env.str("CLOUDKEYS_LOG_LEVEL", "info"),
+		LogFormat:           env.str("CLOUDKEYS_LOG_FORMAT", "text"),
 		Argon2: auth.Params{
 			MemoryKiB:   uint32(env.integer("CLOUDKEYS_ARGON2_MEMORY_KIB", int(auth.DefaultParams.MemoryKiB))),
 			Iterations:  uint32(env.integer("CLOUDKEYS_ARGON2_ITERATIONS", int(auth.DefaultParams.Iterations))),
@@ -146,10 +151,18 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 	if prod && len(c.EncryptionKeys) == 0 && c.EncryptionKeysFile == "" {
 		return nil, errors.New("production needs encryption keys: set CLOUDKEYS_ENCRYPTION_KEYS (a JWK Set) or CLOUDKEYS_ENCRYPTION_KEYS_FILE")
 	}
-	if c.HashConcurrency < 1 {
-		return nil, errors.New("CLOUDKEYS_HASH_CONCURRENCY must be at least 1")
+	if c.HashConcurrency == 0 {
+		c.HashConcurrency = HashSlots(c.HashMemoryBudgetMiB, c.Argon2.MemoryKiB, runtime.NumCPU())
 	}
 	return c, nil
+}
+
+// HashSlots sizes the hashing semaphore to a memory budget: as many hashes
+// of memoryKiB as fit in budgetMiB, at least one, and no more than the CPUs
+// that can run them.
+func HashSlots(budgetMiB int, memoryKiB uint32, cpus int) int {
+	n := budgetMiB * 1024 / max(int(memoryKiB), 1)
+	return max(1, min(n, cpus))
 }
 
 // MinJWTSecretLen is the shortest JWT secret accepted, in bytes (HS256 wants

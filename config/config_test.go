@@ -1,0 +1,83 @@
+package config
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func load(t *testing.T, vars map[string]string, args ...string) (*Config, error) {
+	t.Helper()
+	return Load(args, func(k string) string { return vars[k] }, io.Discard)
+}
+
+func TestHashSlotsFollowTheMemoryBudget(t *testing.T) {
+	for _, tc := range []struct {
+		budget int
+		kib    uint32
+		cpus   int
+		want   int
+	}{
+		{256, 64 * 1024, 8, 4},   // the budget binds
+		{256, 64 * 1024, 2, 2},   // the CPUs bind
+		{32, 64 * 1024, 8, 1},    // a budget below one hash still allows one
+		{1024, 1024, 4, 4},       // small test parameters: the CPUs bind
+		{512, 128 * 1024, 16, 4}, // stronger parameters, fewer slots
+	} {
+		if got := HashSlots(tc.budget, tc.kib, tc.cpus); got != tc.want {
+			t.Errorf("HashSlots(%d MiB, %d KiB, %d CPUs) = %d, want %d", tc.budget, tc.kib, tc.cpus, got, tc.want)
+		}
+	}
+	c, err := load(t, map[string]string{"CLOUDKEYS_HASH_CONCURRENCY": "7"})
+	if err != nil || c.HashConcurrency != 7 {
+		t.Fatalf("explicit concurrency: %v %v", c.HashConcurrency, err)
+	}
+	c, err = load(t, map[string]string{"CLOUDKEYS_HASH_MEMORY_BUDGET_MIB": "64"})
+	if err != nil || c.HashConcurrency != 1 {
+		t.Fatalf("64 MiB budget with 64 MiB hashes: %v %v", c.HashConcurrency, err)
+	}
+}
+
+func TestMalformedSettingsAreRefused(t *testing.T) {
+	for name, v := range map[string]string{
+		"CLOUDKEYS_ACCESS_TOKEN_TTL":    "fifteen minutes",
+		"CLOUDKEYS_LOGIN_MAX_PER_EMAIL": "-1",
+		"CLOUDKEYS_INTROSPECTION":       "maybe",
+		"CLOUDKEYS_TRUSTED_PROXIES":     "10.0.0.0/33",
+		"CLOUDKEYS_ENV":                 "staging",
+	} {
+		_, err := load(t, map[string]string{name: v})
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: want an error naming it, got %v", name, v, err)
+		}
+	}
+	if _, err := load(t, nil, "--addr"); err == nil {
+		t.Error("a flag without its value was accepted")
+	}
+	if _, err := load(t, nil, "extra"); err == nil {
+		t.Error("a stray argument was accepted")
+	}
+}
+
+func TestProductionDefaults(t *testing.T) {
+	vars := map[string]string{
+		"CLOUDKEYS_ENV":             "production",
+		"CLOUDKEYS_JWT_SECRET":      strings.Repeat("s", 32),
+		"CLOUDKEYS_ENCRYPTION_KEYS": `{"keys":[]}`,
+	}
+	c, err := load(t, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Introspection || c.Playground {
+		t.Fatal("production starts with introspection or the playground on")
+	}
+	vars["CLOUDKEYS_INTROSPECTION"], vars["CLOUDKEYS_PLAYGROUND"] = "true", "true"
+	if c, _ = load(t, vars); !c.Introspection || !c.Playground {
+		t.Fatal("production ignores explicit switches")
+	}
+	vars["CLOUDKEYS_JWT_SECRET_FILE"] = "/nonexistent"
+	if _, err := load(t, vars); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("secret and secret file together: %v", err)
+	}
+}
