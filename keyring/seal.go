@@ -48,6 +48,12 @@ var (
 	ErrDecrypt = errors.New("keyring: decryption failed")
 )
 
+// ErrLegacy is the ErrMalformed of a value that looks like a Fernet token,
+// the format of the server cloudkeys replaced, so that a caller can tell the
+// user why the value cannot be opened. errors.Is(err, ErrMalformed) holds
+// for it too; it is not a sentinel of its own.
+var ErrLegacy = fmt.Errorf("%w: looks like a legacy Fernet token", ErrMalformed)
+
 // The algorithm values are looked up once; jwa's constructors consult a
 // registry on every call.
 var (
@@ -266,7 +272,7 @@ func malformed(s, why string) error {
 	// Fernet tokens start with version byte 0x80 and a big-endian
 	// timestamp, which base64url-encode to "gAAAAA".
 	if strings.HasPrefix(s, "gAAAAA") {
-		return fmt.Errorf("%w: looks like a legacy Fernet token", ErrMalformed)
+		return ErrLegacy
 	}
 	return fmt.Errorf("%w: %s", ErrMalformed, why)
 }
