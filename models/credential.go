@@ -151,12 +151,16 @@ func CreateCredential(ctx context.Context, db *gorm.DB, ownerID string, in NewCr
 // are ever listed.
 func Credentials(ctx context.Context, db *gorm.DB, ownerID string) ([]*CloudCredential, error) {
 	var out []*CloudCredential
-	err := db.WithContext(ctx).Where("user_id = ?", ownerID).Order("name, id").Find(&out).Error
+	err := db.WithContext(ctx).Select(listColumns).Where("user_id = ?", ownerID).Order("name, id").Find(&out).Error
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
+
+// listColumns are the columns the API shows (and the ciphertext with the
+// ID it is bound to): the owner is known, the kid column is for operators.
+var listColumns = []string{"id", "name", "backend_type", "api_type", "base_url", "api_key_jwe", "created_at", "updated_at"}
 
 // CredentialByID returns one credential with its key opened. Only the owner
 // may see a credential; returns NOT_FOUND if it does not exist, is not the
