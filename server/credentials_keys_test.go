@@ -46,6 +46,9 @@ func TestStartRefusesMissingKeys(t *testing.T) {
 		if err == nil {
 			t.Fatal("the server started with a key set missing the stored rows' kid")
 		}
+		if strings.Contains(logs.String(), keyMarker) || strings.Contains(err.Error(), keyMarker) {
+			t.Fatal("a plaintext key reached the log of the refused start")
+		}
 		for _, want := range []string{fmt.Sprintf("%q (2 credentials)", oldKID), "--allow-missing-keys", cfg.EncryptionKeysPath()} {
 			if !strings.Contains(err.Error(), want) {
 				t.Fatalf("the error %q does not say %q", err, want)
