@@ -4,6 +4,7 @@
 //
 //	cloudkeys serve [--addr host:port] [--data-dir dir] [--allow-missing-keys]
 //	cloudkeys schema
+//	cloudkeys keys status|rotate|rewrap|retire KID [--data-dir dir] [--database-url url]
 package main
 
 import (
@@ -29,6 +30,7 @@ const usage = `usage: cloudkeys <command> [flags]
 commands:
   serve     run the server (GraphQL at /graphql, playground at /)
   schema    print the GraphQL schema (SDL)
+  keys      manage the encryption keys of stored API keys (status, rotate, rewrap, retire)
 
 Run 'cloudkeys serve -h' for the flags; the README lists every environment variable.
 `
@@ -45,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[2:], getenv, stdout, stderr)
 	case "schema":
 		return printSchema(stdout)
+	case "keys":
+		return keysCommand(ctx, args[2:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

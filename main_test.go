@@ -36,11 +36,6 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// env returns a getenv over the given variables only.
-func env(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
-}
-
 // testEnv is the small-Argon2id environment run() tests use.
 func testEnv(dir string) map[string]string {
 	return map[string]string{
@@ -59,7 +54,7 @@ func startRun(t *testing.T, vars map[string]string, args ...string) (base string
 	logs = &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"cloudkeys", "serve", "--addr", "127.0.0.1:0"}, args...), env(vars), io.Discard, logs)
+		done <- run(ctx, append([]string{"cloudkeys", "serve", "--addr", "127.0.0.1:0"}, args...), env(vars).get, io.Discard, logs)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -208,7 +203,7 @@ func TestProductionRefusesWithoutSecrets(t *testing.T) {
 			tc.vars["CLOUDKEYS_ENV"] = "production"
 			tc.vars["CLOUDKEYS_DATA_DIR"] = t.TempDir()
 			var stderr bytes.Buffer
-			err := run(context.Background(), []string{"cloudkeys", "serve", "--addr", "127.0.0.1:0"}, env(tc.vars), io.Discard, &stderr)
+			err := run(context.Background(), []string{"cloudkeys", "serve", "--addr", "127.0.0.1:0"}, env(tc.vars).get, io.Discard, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want an error naming %s, got %v", tc.want, err)
 			}
@@ -224,7 +219,7 @@ func TestProductionRefusesWithoutSecrets(t *testing.T) {
 
 func TestSchemaCommand(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"cloudkeys", "schema"}, env(nil), &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"cloudkeys", "schema"}, env(nil).get, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != schema.SDL() {
@@ -244,7 +239,7 @@ func TestSchemaCommand(t *testing.T) {
 
 func TestUnknownCommand(t *testing.T) {
 	var stderr bytes.Buffer
-	if err := run(context.Background(), []string{"cloudkeys", "frobnicate"}, env(nil), io.Discard, &stderr); err == nil {
+	if err := run(context.Background(), []string{"cloudkeys", "frobnicate"}, env(nil).get, io.Discard, &stderr); err == nil {
 		t.Fatal("an unknown command succeeded")
 	}
 	if !strings.Contains(stderr.String(), "usage") {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"cloudkeys/auth"
+	"cloudkeys/probe"
 )
 
 // Config is the whole configuration.
@@ -67,6 +68,8 @@ type Config struct {
 	RequestTimeout time.Duration
 
 	AllowPrivateBaseURLs bool
+	// ProbeTimeout bounds one testCloudCredential call (SPEC: 10 s).
+	ProbeTimeout time.Duration
 
 	LogLevel  string
 	LogFormat string // "text" or "json"
@@ -108,6 +111,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 		MaxAliases:          env.integer("CLOUDKEYS_MAX_ALIASES", 30),
 		MaxTokens:           env.integer("CLOUDKEYS_MAX_TOKENS", 1000),
 		RequestTimeout:      env.duration("CLOUDKEYS_REQUEST_TIMEOUT", 30*time.Second),
+		ProbeTimeout:        env.duration("CLOUDKEYS_PROBE_TIMEOUT", probe.DefaultTimeout),
 		LogLevel:            env.str("CLOUDKEYS_LOG_LEVEL", "info"),
 		LogFormat:           env.str("CLOUDKEYS_LOG_FORMAT", "text"),
 		Argon2: auth.Params{

@@ -24,6 +24,8 @@
 package keyring
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -59,6 +61,9 @@ var ErrActiveKey = errors.New("keyring: cannot remove the active key")
 type Keyring struct {
 	keys  []key             // set order; keys[0] is active
 	byKID map[string][]byte // kid → secret, for Open
+	// kek holds each key's AES cipher, built once, for the key unwrap of
+	// Open's fast path.
+	kek map[string]cipher.Block
 }
 
 // key is one entry of the set. secret is never shown by String, errors or
@@ -72,10 +77,16 @@ type key struct {
 // established. It does not copy the secrets.
 func newKeyring(keys []key) *Keyring {
 	byKID := make(map[string][]byte, len(keys))
+	kek := make(map[string]cipher.Block, len(keys))
 	for _, k := range keys {
 		byKID[k.kid] = k.secret
+		block, err := aes.NewCipher(k.secret)
+		if err != nil {
+			panic("keyring: a validated 32-byte key is not an AES key: " + err.Error())
+		}
+		kek[k.kid] = block
 	}
-	return &Keyring{keys: keys, byKID: byKID}
+	return &Keyring{keys: keys, byKID: byKID, kek: kek}
 }
 
 // jwkJSON is the wire form of one key. Use is a pointer so that "absent"

@@ -16,6 +16,7 @@ import (
 
 	"cloudkeys/auth"
 	"cloudkeys/config"
+	"cloudkeys/keyring"
 	"cloudkeys/models"
 	"cloudkeys/probe"
 )
@@ -26,6 +27,8 @@ type App struct {
 	DB      *gorm.DB
 	Auth    *auth.Service
 	Config  *config.Config
+	// Keys are the encryption keys the database handle seals and opens with.
+	Keys *keyring.Keyring
 }
 
 // Open builds every dependency from the configuration — secrets, database
@@ -42,8 +45,20 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 			log.Info("generated a development JWT secret", "file", cfg.JWTSecretPath())
 		}
 	}
-	db, err := models.Open(ctx, models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir})
+	keys, src, err := LoadKeys(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if src.Created {
+		log.Info("generated a development encryption key file", "file", src.File)
+	}
+	log.Info("encryption keys loaded", "from", src.String(), "keys", keys)
+	db, err := models.Open(ctx, models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, models.NewEncryption(keys))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkStoredKeys(ctx, db, cfg.AllowMissingKeys, src, log); err != nil {
+		models.Close(db)
 		return nil, err
 	}
 	hasher, err := auth.NewHasher(cfg.Argon2, cfg.HashConcurrency, cfg.HashWait)
@@ -57,9 +72,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Login:    models.LoginLimits{PerEmail: cfg.LoginMaxPerEmail, PerAddr: cfg.LoginMaxPerAddr, Window: cfg.LoginWindow},
 		Now:      cfg.Now,
 	}, log)
-	prober := probe.New(probe.Options{AllowPrivate: cfg.AllowPrivateBaseURLs})
+	prober := probe.New(probe.Options{AllowPrivate: cfg.AllowPrivateBaseURLs, Timeout: cfg.ProbeTimeout})
 	h := NewServer(Deps{Config: cfg, Log: log, DB: db, Auth: svc, Probe: prober})
-	return &App{Handler: h, DB: db, Auth: svc, Config: cfg}, nil
+	return &App{Handler: h, DB: db, Auth: svc, Config: cfg, Keys: keys}, nil
 }
 
 // Close releases what Open opened.

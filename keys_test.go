@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"cloudkeys/config"
+	"cloudkeys/keyring"
+	"cloudkeys/models"
+	"cloudkeys/server"
+)
+
+// env is a test environment for run: a data directory of its own.
+type env map[string]string
+
+func newEnv(t *testing.T) env { return env{"CLOUDKEYS_DATA_DIR": t.TempDir()} }
+
+func (e env) get(k string) string { return e[k] }
+
+// run runs the command line in-process and returns stdout, stderr and the
+// error.
+func (e env) run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), append([]string{"cloudkeys"}, args...), e.get, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func (e env) mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := e.run(t, args...)
+	if err != nil {
+		t.Fatalf("cloudkeys %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+// open starts the wiring `serve` uses on the environment (and so
+// generates the development key file on first use).
+func (e env) open(t *testing.T) *server.App {
+	t.Helper()
+	cfg, err := config.Load(nil, e.get, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := server.Open(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
+// seed stores n credentials of one user and returns their IDs and keys.
+func seed(t *testing.T, app *server.App, email string, n int) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	u, err := models.CreateUser(ctx, app.DB, email, "not-a-hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for i := range n {
+		key := fmt.Sprintf("sk-keys-test-%s-%03d-abcdefgh", email, i)
+		c, err := models.CreateCredential(ctx, app.DB, u.ID, models.NewCredential{Name: fmt.Sprint(i), BackendType: models.BackendOpenAI, APIKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[c.ID] = key
+	}
+	return out
+}
+
+// kids returns the key_id column of every row.
+func kids(t *testing.T, app *server.App) map[string]string {
+	t.Helper()
+	rows, err := app.DB.Raw("SELECT id, key_id FROM cloud_credentials").Rows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, kid string
+		rows.Scan(&id, &kid)
+		out[id] = kid
+	}
+	return out
+}
+
+// mustOpenAll checks that every credential opens to its key.
+func mustOpenAll(t *testing.T, app *server.App, keys map[string]string) {
+	t.Helper()
+	var creds []*models.CloudCredential
+	if err := app.DB.Find(&creds).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(creds) != len(keys) {
+		t.Fatalf("%d credentials stored, want %d", len(creds), len(keys))
+	}
+	for _, c := range creds {
+		if c.KeyStatus() != models.KeyOK || c.APIKey != keys[c.ID] {
+			t.Fatalf("credential %s does not open to its key: %v", c.ID, c.KeyStatusMessage())
+		}
+	}
+}
+
+func TestKeysRotateRewrapRetire(t *testing.T) {
+	e := newEnv(t)
+	app := e.open(t)
+	keys := seed(t, app, "ada@example.com", 3)
+	k1 := app.Keys.ActiveKID()
+	app.Close()
+
+	status := e.mustRun(t, "keys", "status")
+	if !strings.Contains(status, k1) || !strings.Contains(status, "3 stored API keys, 0 cannot be opened") {
+		t.Fatalf("status:\n%s", status)
+	}
+
+	out := e.mustRun(t, "keys", "rotate")
+	set, err := keyring.LoadFile(e["CLOUDKEYS_DATA_DIR"] + "/encryption-keys.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2 := set.ActiveKID()
+	if k2 == k1 || len(set.KIDs()) != 2 || !set.Has(k1) || !strings.Contains(out, "added key "+k2) {
+		t.Fatalf("after rotate: %v\n%s", set, out)
+	}
+	if info, _ := os.Stat(e["CLOUDKEYS_DATA_DIR"] + "/encryption-keys.json"); info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v", info.Mode().Perm())
+	}
+
+	// A server on the rotated file opens the old keys and seals new ones
+	// with the new key.
+	app = e.open(t)
+	if app.Keys.ActiveKID() != k2 {
+		t.Fatal("the server does not use the rotated file")
+	}
+	for id, kid := range kids(t, app) {
+		if kid != k1 {
+			t.Fatalf("row %s moved before rewrap", id)
+		}
+	}
+	mustOpenAll(t, app, keys)
+	for id, key := range seed(t, app, "bob@example.com", 2) {
+		keys[id] = key
+		if kids(t, app)[id] != k2 {
+			t.Fatal("a new credential was not sealed with the new key")
+		}
+	}
+
+	// The old key cannot be retired while rows use it; nor the active one.
+	_, _, err = e.run(t, "keys", "retire", k1)
+	if err == nil || !strings.Contains(err.Error(), "3 stored API keys still use key") {
+		t.Fatalf("retire while in use: %v", err)
+	}
+	if _, _, err := e.run(t, "keys", "retire", k2); err == nil || !strings.Contains(err.Error(), "active key") {
+		t.Fatalf("retire of the active key: %v", err)
+	}
+	if _, _, err := e.run(t, "keys", "retire", "k-nope"); err == nil || !strings.Contains(err.Error(), "no key") {
+		t.Fatalf("retire of an unknown key: %v", err)
+	}
+	if _, _, err := e.run(t, "keys", "retire"); err == nil {
+		t.Fatal("retire without a kid succeeded")
+	}
+
+	// Rewrap, with the server still running on the same database.
+	out = e.mustRun(t, "keys", "rewrap")
+	if !strings.Contains(out, "rewrapped 3 API keys under the active key "+k2) {
+		t.Fatalf("rewrap:\n%s", out)
+	}
+	for id, kid := range kids(t, app) {
+		if kid != k2 {
+			t.Fatalf("row %s still uses %s", id, kid)
+		}
+	}
+	mustOpenAll(t, app, keys)
+	if out := e.mustRun(t, "keys", "rewrap"); !strings.Contains(out, "rewrapped 0 API keys") {
+		t.Fatalf("a second rewrap did something:\n%s", out)
+	}
+
+	out = e.mustRun(t, "keys", "retire", k1)
+	if !strings.Contains(out, "removed key "+k1) {
+		t.Fatalf("retire:\n%s", out)
+	}
+	set, _ = keyring.LoadFile(e["CLOUDKEYS_DATA_DIR"] + "/encryption-keys.json")
+	if set.Has(k1) || !set.Has(k2) || len(set.KIDs()) != 1 {
+		t.Fatalf("after retire: %v", set)
+	}
+	app.Close()
+	app = e.open(t) // starts: no row uses a missing kid
+	defer app.Close()
+	mustOpenAll(t, app, keys)
+	status = e.mustRun(t, "keys", "status")
+	if strings.Contains(status, k1) || !strings.Contains(status, "5 stored API keys, 0 cannot be opened") {
+		t.Fatalf("status:\n%s", status)
+	}
+}
+
+func TestKeysStatusCountsUnreadable(t *testing.T) {
+	e := newEnv(t)
+	app := e.open(t)
+	keys := seed(t, app, "ada@example.com", 4)
+	ids := make([]string, 0, len(keys))
+	for id := range keys {
+		ids = append(ids, id)
+	}
+	// An imported legacy value, with no kid.
+	app.DB.Exec("UPDATE cloud_credentials SET api_key_jwe = 'gAAAAABlegacy', key_id = '' WHERE id = ?", ids[0])
+	app.DB.Exec("UPDATE cloud_credentials SET api_key_jwe = (SELECT api_key_jwe FROM cloud_credentials WHERE id = ?) WHERE id = ?", ids[2], ids[1])
+	app.DB.Exec("UPDATE cloud_credentials SET key_id = 'k-gone' WHERE id = ?", ids[3])
+	app.Close()
+
+	status := e.mustRun(t, "keys", "status")
+	for _, want := range []string{
+		"4 stored API keys, 2 cannot be opened (bound to another record: 1, legacy Fernet token: 1)",
+		"k-gone",
+		"(none)",
+	} {
+		if !strings.Contains(status, want) {
+			t.Fatalf("status does not say %q:\n%s", want, status)
+		}
+	}
+	if strings.Contains(status, "sk-keys-test") {
+		t.Fatal("status printed a key")
+	}
+	// The server refuses to start: a row names a kid the set lacks.
+	cfg, _ := config.Load(nil, e.get, io.Discard)
+	if _, err := server.Open(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info")); err == nil || !strings.Contains(err.Error(), `"k-gone" (1 credentials)`) {
+		t.Fatalf("start-up check: %v", err)
+	}
+	// Rewrap moves the row whose kid column names a missing key (its value
+	// opens), leaves the unreadable legacy row alone and says so.
+	out := e.mustRun(t, "keys", "rewrap")
+	if !strings.Contains(out, "rewrapped 1 API keys") || !strings.Contains(out, "1 cannot be opened and were left as they are") {
+		t.Fatalf("rewrap:\n%s", out)
+	}
+	if status := e.mustRun(t, "keys", "status"); strings.Contains(status, "k-gone") {
+		t.Fatalf("after rewrap:\n%s", status)
+	}
+}
+
+// With the keys in CLOUDKEYS_ENCRYPTION_KEYS there is no file to change:
+// rotate prints the new set instead and explains.
+func TestKeysRotateFromEnvironment(t *testing.T) {
+	e := newEnv(t)
+	k, _ := keyring.New()
+	set, _ := k.JSON()
+	e["CLOUDKEYS_ENCRYPTION_KEYS"] = string(set)
+	out, errOut, err := e.run(t, "keys", "rotate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := keyring.Parse([]byte(out))
+	if err != nil {
+		t.Fatalf("stdout is not the rotated key set: %v", err)
+	}
+	if len(rotated.KIDs()) != 2 || !rotated.Has(k.ActiveKID()) || rotated.ActiveKID() == k.ActiveKID() {
+		t.Fatalf("rotated set: %v", rotated)
+	}
+	if !strings.Contains(errOut, "CLOUDKEYS_ENCRYPTION_KEYS") || !strings.Contains(errOut, "rewrap") {
+		t.Fatalf("no explanation on stderr:\n%s", errOut)
+	}
+	if _, err := os.Stat(e["CLOUDKEYS_DATA_DIR"] + "/encryption-keys.json"); err == nil {
+		t.Fatal("a key file was written")
+	}
+}
+
+func TestKeysUsage(t *testing.T) {
+	e := newEnv(t)
+	if _, _, err := e.run(t, "keys"); err == nil {
+		t.Fatal("keys without a command succeeded")
+	}
+	if _, _, err := e.run(t, "keys", "destroy"); err == nil {
+		t.Fatal("an unknown keys command succeeded")
+	}
+	if out := e.mustRun(t, "keys", "help"); !strings.Contains(out, "retire KID") {
+		t.Fatalf("help:\n%s", out)
+	}
+}

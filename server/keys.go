@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"cloudkeys/config"
+	"cloudkeys/keyring"
+	"cloudkeys/models"
+)
+
+// KeySource says where the encryption keys came from.
+type KeySource struct {
+	// Env is true when the keys came from CLOUDKEYS_ENCRYPTION_KEYS; then
+	// there is no file to change.
+	Env bool
+	// File is the key file otherwise.
+	File string
+	// Created is true when this call generated the (development) file.
+	Created bool
+}
+
+func (s KeySource) String() string {
+	if s.Env {
+		return "CLOUDKEYS_ENCRYPTION_KEYS"
+	}
+	return s.File
+}
+
+// LoadKeys returns the encryption keys the configuration names:
+// CLOUDKEYS_ENCRYPTION_KEYS (a JWK Set), else CLOUDKEYS_ENCRYPTION_KEYS_FILE
+// (which must exist: a mistyped path must not quietly start a new key set,
+// which would leave every stored key unreadable), else, in development
+// only, the data directory's encryption-keys.json, generated (mode 0600)
+// when missing. The keys are independent of the JWT secret.
+func LoadKeys(cfg *config.Config) (*keyring.Keyring, KeySource, error) {
+	switch {
+	case len(cfg.EncryptionKeys) > 0 && cfg.EncryptionKeysFile != "":
+		return nil, KeySource{}, errors.New("set CLOUDKEYS_ENCRYPTION_KEYS or CLOUDKEYS_ENCRYPTION_KEYS_FILE, not both")
+	case len(cfg.EncryptionKeys) > 0:
+		k, err := keyring.Parse(cfg.EncryptionKeys)
+		if err != nil {
+			return nil, KeySource{}, fmt.Errorf("CLOUDKEYS_ENCRYPTION_KEYS: %w", err)
+		}
+		return k, KeySource{Env: true}, nil
+	case cfg.EncryptionKeysFile != "":
+		k, err := keyring.LoadFile(cfg.EncryptionKeysFile)
+		if err != nil {
+			return nil, KeySource{}, fmt.Errorf("CLOUDKEYS_ENCRYPTION_KEYS_FILE: %w", err)
+		}
+		return k, KeySource{File: cfg.EncryptionKeysFile}, nil
+	case cfg.Production():
+		// config.Load refuses this already; keep the rule next to its use.
+		return nil, KeySource{}, errors.New("production needs encryption keys: set CLOUDKEYS_ENCRYPTION_KEYS or CLOUDKEYS_ENCRYPTION_KEYS_FILE")
+	default:
+		path := cfg.EncryptionKeysPath()
+		k, created, err := keyring.LoadOrCreateFile(path)
+		if err != nil {
+			return nil, KeySource{}, err
+		}
+		return k, KeySource{File: path, Created: created}, nil
+	}
+}
+
+// checkStoredKeys refuses to serve when stored credentials use kids the
+// key set lacks (a wrong or truncated key file), naming them, unless
+// allowMissing; then it logs them and those credentials read NEEDS_REENTRY.
+func checkStoredKeys(ctx context.Context, db *gorm.DB, allowMissing bool, src KeySource, log *slog.Logger) error {
+	missing, err := models.MissingKeys(ctx, db)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	names := make([]string, len(missing))
+	for i, m := range missing {
+		names[i] = fmt.Sprintf("%q (%d credentials)", m.KID, m.Rows)
+	}
+	if allowMissing {
+		log.Warn("stored API keys use encryption keys missing from the key set; those credentials read NEEDS_REENTRY until their owners enter the keys again",
+			"missing", strings.Join(names, ", "), "keys", src.String())
+		return nil
+	}
+	return fmt.Errorf("stored API keys use encryption keys missing from the key set (%s): %s. "+
+		"Restore a key set that has them, or start with --allow-missing-keys: those credentials will then read NEEDS_REENTRY until their owners enter the keys again",
+		src, strings.Join(names, ", "))
+}
