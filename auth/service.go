@@ -167,20 +167,18 @@ func (s *Service) rehash(ctx context.Context, user *models.User, password string
 func (s *Service) Refresh(ctx context.Context, refreshToken, clientAddr string) (*Payload, error) {
 	presented, ok := hashRefreshToken(refreshToken)
 	if !ok {
-		return nil, errRefresh
+		return nil, models.ErrRefreshInvalid
 	}
 	next, nextHash := newRefreshToken()
 	user, session, token, err := models.RotateRefreshToken(ctx, s.db, presented, nextHash, clientAddr, s.sessions, s.now())
 	if err != nil {
-		if e := apperr.As(err); e != nil && e.Code == apperr.Unauthenticated && e != errRefresh {
-			s.log.WarnContext(ctx, "refresh token refused", "reason", e.Message)
+		if errors.Is(err, models.ErrRefreshReused) {
+			s.log.WarnContext(ctx, "refresh token reused: session revoked", "detail", err.Error())
 		}
 		return nil, err
 	}
 	return s.payload(user, session.ID, next, token.ExpiresAt)
 }
-
-var errRefresh = apperr.Errorf(apperr.Unauthenticated, "the refresh token is invalid or expired; sign in again")
 
 func (s *Service) payload(user *models.User, sessionID, refresh string, refreshExp time.Time) (*Payload, error) {
 	access, exp, err := s.tokens.Issue(user.ID, sessionID)

@@ -104,12 +104,14 @@ type UserUpdate struct {
 // returns it as it is now. Any approved admin may change any account,
 // their own included: its email (normalised; CONFLICT if another account
 // has it), its admin right, its status. Approving (a change to APPROVED)
-// records when and by whom; returning it to PENDING clears that. A disabled
-// or pending user, or a demoted admin, loses access on their next request,
-// because every request reloads the user; disabling suspends, so an account
-// approved again finds its sessions working (resetting the password ends
-// them). NOT_FOUND if there is no such account; FORBIDDEN if the change
-// would leave no approved admin.
+// records when and by whom; returning it to PENDING clears that. A demoted
+// admin loses admin rights on their next request, because every request
+// reloads the user; so does a disabled or pending one (ACCOUNT_DISABLED,
+// ACCOUNT_PENDING). Approving an account again ends every session it had
+// before: disabling is the answer to a compromised account, and
+// re-approval must not revive the sessions (and refresh tokens) issued
+// before it — the user signs in afresh. NOT_FOUND if there is no such
+// account; FORBIDDEN if the change would leave no approved admin.
 func UpdateUser(ctx context.Context, db *gorm.DB, actorID, id string, upd UserUpdate) (*User, error) {
 	var email string
 	if upd.Email != nil {
@@ -136,6 +138,12 @@ func UpdateUser(ctx context.Context, db *gorm.DB, actorID, id string, upd UserUp
 			}
 			u.Status = *upd.Status
 			changes["status"], changes["approved_at"], changes["approved_by"] = u.Status, u.ApprovedAt, u.ApprovedByID
+			if u.Status == StatusApproved {
+				if err := tx.Model(&Session{}).Where("user_id = ? AND revoked_at IS NULL", u.ID).
+					Update("revoked_at", now).Error; err != nil {
+					return err
+				}
+			}
 		}
 		u.UpdatedAt = now
 		return tx.Model(&User{}).Where("id = ?", u.ID).Updates(changes).Error

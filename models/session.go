@@ -68,7 +68,14 @@ func CreateSession(ctx context.Context, db *gorm.DB, userID, clientAddr, tokenHa
 	return s, t, nil
 }
 
-var errRefreshInvalid = apperr.Errorf(apperr.Unauthenticated, "the refresh token is invalid or expired; sign in again")
+// ErrRefreshInvalid answers a refresh token that is unknown, expired or of
+// a revoked session.
+var ErrRefreshInvalid = apperr.Errorf(apperr.Unauthenticated, "the refresh token is invalid or expired; sign in again")
+
+// ErrRefreshReused answers a refresh token presented again after it was
+// used (outside the grace); its session has been revoked. Errors wrapping
+// it name the session.
+var ErrRefreshReused = apperr.Errorf(apperr.Unauthenticated, "this refresh token was already used; the session was signed out for safety — sign in again")
 
 // RotateRefreshToken exchanges the refresh token with hash presented for a
 // new one with hash next, in the same session, at now, and returns the
@@ -97,7 +104,7 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 		}
 		if err := q.Where("token_hash = ?", presented).Take(&old).Error; err != nil {
 			if notFound(err) {
-				refusal = errRefreshInvalid
+				refusal = ErrRefreshInvalid
 				return nil
 			}
 			return err
@@ -106,7 +113,7 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 			return err
 		}
 		if session.RevokedAt != nil || !now.Before(session.ExpiresAt) || !now.Before(old.ExpiresAt) {
-			refusal = errRefreshInvalid
+			refusal = ErrRefreshInvalid
 			return nil
 		}
 		retry := false
@@ -116,7 +123,7 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 				return err
 			}
 			if !ok {
-				refusal = apperr.Errorf(apperr.Unauthenticated, "this refresh token was already used; the session was signed out for safety — sign in again")
+				refusal = fmt.Errorf("refresh token reused in session %s: %w", session.ID, ErrRefreshReused)
 				return tx.Model(&Session{}).Where("id = ?", session.ID).Update("revoked_at", now).Error
 			}
 			retry = true
@@ -146,7 +153,7 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 				return res.Error
 			}
 			if res.RowsAffected == 0 { // a concurrent rotation won the race
-				refusal = errRefreshInvalid
+				refusal = ErrRefreshInvalid
 				return nil
 			}
 		}

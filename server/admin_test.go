@@ -277,12 +277,20 @@ func TestUpdateUser(t *testing.T) {
 		anon.refresh(p.RefreshToken).wantCode(t, "refreshToken", "ACCOUNT_DISABLED")
 		anon.do(loginMutation, map[string]any{"email": "robert@example.com", "password": "bob's password"}).
 			wantCode(t, "login", "ACCOUNT_DISABLED")
-		// Disabling suspends: approved again, the session works again.
+		// Approved again, the old access and refresh tokens stay dead (a
+		// compromised account's thief is out); the user signs in afresh.
 		admin.mustUpdateUser(bob.ID, map[string]any{"status": "APPROVED"})
-		if r := bobClient.me(); len(r.Errors) > 0 {
-			t.Fatalf("re-approved user: %s", r.Raw)
+		bobClient.me().wantCode(t, "me", "UNAUTHENTICATED")
+		anon.refresh(p.RefreshToken).wantCode(t, "refreshToken", "UNAUTHENTICATED")
+		fresh := anon.withToken(anon.login("robert@example.com", "bob's password").AccessToken)
+		if r := fresh.me(); len(r.Errors) > 0 {
+			t.Fatalf("re-approved user signing in again: %s", r.Raw)
 		}
-		anon.mustRefresh(p.RefreshToken)
+		// A round trip through PENDING ends the sessions too.
+		admin.mustUpdateUser(bob.ID, map[string]any{"status": "PENDING"})
+		fresh.me().wantCode(t, "me", "ACCOUNT_PENDING")
+		admin.mustUpdateUser(bob.ID, map[string]any{"status": "APPROVED"})
+		fresh.me().wantCode(t, "me", "UNAUTHENTICATED")
 	})
 }
 

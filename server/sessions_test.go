@@ -142,7 +142,7 @@ func TestRefreshTokenReuseRevokesTheSession(t *testing.T) {
 		// The user's other session is not that family.
 		signedIn(t, app, other)
 		c.mustRefresh(other.RefreshToken)
-		if !strings.Contains(app.Logs(), "refresh token refused") {
+		if !strings.Contains(app.Logs(), "refresh token reused: session revoked") {
 			t.Error("reuse was not logged")
 		}
 	})
@@ -408,4 +408,19 @@ func TestConcurrentRefreshesOfOneToken(t *testing.T) {
 			})
 		}
 	})
+}
+
+// An unknown or malformed refresh token is refused quietly: only reuse of
+// a real token (a theft signal) is worth a warning, and anyone can send the
+// former in bulk.
+func TestUnknownRefreshTokensAreNotLogged(t *testing.T) {
+	t.Parallel()
+	app := startApp(t, nil)
+	c := app.client(t)
+	for _, token := range []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "short", ""} {
+		c.refresh(token).wantCode(t, "refreshToken", "UNAUTHENTICATED")
+	}
+	if strings.Contains(app.Logs(), "level=WARN") {
+		t.Fatalf("unknown refresh tokens produced warnings:\n%s", app.Logs())
+	}
 }
