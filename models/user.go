@@ -6,8 +6,10 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 	"gorm.io/gorm"
 
 	"cloudkeys/apperr"
@@ -62,9 +64,12 @@ func (u *User) BeforeCreate(*gorm.DB) error {
 // IsActiveAdmin reports whether u counts towards the last-admin invariant.
 func (u *User) IsActiveAdmin() bool { return u.IsAdmin && u.Status == StatusApproved }
 
-// NormalizeEmail trims surrounding space and lowercases, as register, login
-// and updateUser all do.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// NormalizeEmail trims surrounding space, lowercases and puts the address
+// in Unicode NFC, as register, login, updateUser and the login throttle
+// all do: "É" typed precomposed or as E + combining accent is one address.
+func NormalizeEmail(email string) string {
+	return norm.NFC.String(strings.ToLower(strings.TrimSpace(email)))
+}
 
 // ValidateEmail checks a normalised email address; field names the input.
 func ValidateEmail(field, email string) error {
@@ -73,6 +78,13 @@ func ValidateEmail(field, email string) error {
 	}
 	if len(email) > 254 {
 		return apperr.Invalidf(field, "email must be at most 254 characters")
+	}
+	for _, r := range email {
+		// Invisible and look-alike tricks: zero-width and bidi-control
+		// characters (format, Cf), controls, and any space.
+		if unicode.Is(unicode.Cf, r) || unicode.IsControl(r) || unicode.IsSpace(r) {
+			return apperr.Invalidf(field, "email must not contain spaces, control or invisible characters")
+		}
 	}
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || addr.Name != "" || strings.Count(email, "@") != 1 {

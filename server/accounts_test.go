@@ -39,6 +39,7 @@ func TestRegisterValidation(t *testing.T) {
 	app := startApp(t, nil)
 	c := app.client(t)
 	c.register("taken@example.com", "correct horse")
+	c.register("\u00e9t\u00e9@example.com", "correct horse") // été, precomposed
 	cases := []struct {
 		name, email, password, code, field string
 	}{
@@ -50,6 +51,10 @@ func TestRegisterValidation(t *testing.T) {
 		{"short password", "new1@example.com", "1234567", "BAD_USER_INPUT", "input.password"},
 		{"long password", "new2@example.com", strings.Repeat("p", 129), "BAD_USER_INPUT", "input.password"},
 		{"duplicate, other case", " TAKEN@example.com", "correct horse", "CONFLICT", ""},
+		{"zero-width space", "ada\u200b@example.com", "correct horse", "BAD_USER_INPUT", "input.email"},
+		{"bidi override", "\u202eada@example.com", "correct horse", "BAD_USER_INPUT", "input.email"},
+		{"inner space", "a da@example.com", "correct horse", "BAD_USER_INPUT", "input.email"},
+		{"decomposed form of a taken address", "e\u0301te\u0301@example.com", "correct horse", "CONFLICT", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
