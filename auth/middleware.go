@@ -69,8 +69,8 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
+		hop, ok := parseHop(strings.TrimSpace(hops[i]))
+		if !ok {
 			break // a garbled hop: trust nothing further left
 		}
 		hop = hop.Unmap()
@@ -80,6 +80,19 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 		peer = hop
 	}
 	return peer.String()
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or an address
+// with a port ("203.0.113.1:51234", "[2001:db8::1]:443"), as some proxies
+// write them.
+func parseHop(h string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return ap.Addr(), true
+	}
+	return netip.Addr{}, false
 }
 
 func peerAddr(remote string) netip.Addr {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"cloudkeys/apperr"
@@ -17,8 +18,8 @@ import (
 // trace.
 func (s *Service) throttled(ctx context.Context, email, addr string, verify func() (bool, error)) (bool, error) {
 	now := s.now()
-	s.pruneFailures(ctx, now)
-	attempt, err := models.BeginLogin(ctx, s.db, email, addr, s.limits, now)
+	s.prune(ctx, now)
+	attempt, err := models.BeginLogin(ctx, s.db, email, throttleAddr(addr), s.limits, now)
 	if err != nil {
 		if e := apperr.As(err); e != nil && e.Code == apperr.RateLimited {
 			s.log.WarnContext(ctx, "sign-in attempt refused: too many failures", "client_addr", addr, "retry_after", e.RetryAfter)
@@ -44,24 +45,46 @@ func (s *Service) throttled(ctx context.Context, email, addr string, verify func
 	return ok, err
 }
 
-// pruneInterval is how often, at most, a process deletes the failures that
-// left the window, so that the table does not grow forever.
+// pruneInterval is how often, at most, a process deletes rows that no
+// longer matter, so that the tables do not grow forever.
 const pruneInterval = time.Minute
 
-// pruneFailures deletes failures older than the window, at most once per
-// pruneInterval (or per window, if shorter) in this process.
-func (s *Service) pruneFailures(ctx context.Context, now time.Time) {
+// sessionRetention is how long an ended (expired or revoked) session is
+// kept, with its refresh tokens and client address, for an investigation.
+const sessionRetention = 24 * time.Hour
+
+// prune deletes the sign-in failures that left the window and the sessions
+// that ended more than sessionRetention ago, at most once per pruneInterval
+// (or per window, if shorter) in this process.
+func (s *Service) prune(ctx context.Context, now time.Time) {
 	every := min(pruneInterval, s.limits.Window)
 	last := s.lastPrune.Load()
 	if now.UnixNano()-last < int64(every) || !s.lastPrune.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	n, err := models.PruneLoginFailures(context.WithoutCancel(ctx), s.db, now.Add(-s.limits.Window))
+	ctx = context.WithoutCancel(ctx)
+	n, err := models.PruneLoginFailures(ctx, s.db, now.Add(-s.limits.Window))
 	if err != nil {
 		s.log.WarnContext(ctx, "pruning old sign-in failures failed", "error", err)
-		return
-	}
-	if n > 0 {
+	} else if n > 0 {
 		s.log.DebugContext(ctx, "pruned old sign-in failures", "rows", n)
 	}
+	n, err = models.PruneSessions(ctx, s.db, now.Add(-sessionRetention))
+	if err != nil {
+		s.log.WarnContext(ctx, "pruning ended sessions failed", "error", err)
+	} else if n > 0 {
+		s.log.DebugContext(ctx, "pruned ended sessions", "rows", n)
+	}
+}
+
+// throttleAddr is the client address the login throttle counts under: the
+// address itself for IPv4, its /64 for IPv6 — one host commonly holds a
+// whole /64, and counting each of its 2^64 addresses apart would let it
+// guess without limit.
+func throttleAddr(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return addr
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }

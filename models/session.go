@@ -316,3 +316,10 @@ func RevokeSessions(ctx context.Context, db *gorm.DB, userID, keep string) error
 	}
 	return q.Update("revoked_at", Now()).Error
 }
+
+// PruneSessions deletes the sessions (and, by cascade, their refresh
+// tokens) that expired or were revoked before the given time.
+func PruneSessions(ctx context.Context, db *gorm.DB, before time.Time) (int64, error) {
+	res := db.WithContext(ctx).Where("expires_at < ? OR revoked_at < ?", before, before).Delete(&Session{})
+	return res.RowsAffected, res.Error
+}

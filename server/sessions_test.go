@@ -424,3 +424,28 @@ func TestUnknownRefreshTokensAreNotLogged(t *testing.T) {
 		t.Fatalf("unknown refresh tokens produced warnings:\n%s", app.Logs())
 	}
 }
+
+// Sessions that ended (expired or revoked) more than a day ago are deleted
+// with their refresh tokens, so the tables do not grow forever; live ones
+// and recently ended ones stay.
+func TestEndedSessionsArePruned(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.RefreshTokenTTL = time.Hour
+	app, clock, c, email := appWithUser(t, cfg)
+	for range 3 {
+		p := c.login(email, "password-"+email)
+		c.mustRefresh(p.RefreshToken)
+	}
+	revoked := c.login(email, "password-"+email)
+	c.withToken(revoked.AccessToken).logout("", false)
+	clock.Advance(26 * time.Hour) // all of the above ended over a day ago
+	live := c.login(email, "password-"+email)
+	if n := app.count(t, "SELECT COUNT(*) FROM sessions"); n != 1 {
+		t.Fatalf("%d sessions kept, want only the live one", n)
+	}
+	if n := app.count(t, "SELECT COUNT(*) FROM refresh_tokens"); n != 1 {
+		t.Fatalf("%d refresh tokens kept, want the live session's one", n)
+	}
+	signedIn(t, app, live)
+}

@@ -342,3 +342,39 @@ func TestAttemptsInFlightAskForAShortRetry(t *testing.T) {
 		wantRetryAfter(t, c.tryLogin(email, "password-"+email), stale.Add(cfg.LoginWindow).Sub(clock.Now()))
 	})
 }
+
+// Proxies that write hops with ports ("ip:port", "[v6]:port") still name
+// the client, not the proxy.
+func TestForwardedHopsWithPorts(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.LoginMaxPerEmail, cfg.LoginMaxPerAddr = 100, 2
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	app, _, c, email := appWithUser(t, cfg)
+	for range 2 {
+		c.withHeader("X-Forwarded-For", "203.0.113.1:51234").tryLogin(email, "wrong").wantCode(t, "login", "UNAUTHENTICATED")
+	}
+	if n := app.count(t, "SELECT COUNT(*) FROM login_failures WHERE scope = 'addr' AND key = '127.0.0.1'"); n != 0 {
+		t.Fatalf("%d failures counted against the proxy", n)
+	}
+	wantRateLimited(t, c.withHeader("X-Forwarded-For", "203.0.113.1:9").tryLogin(email, "password-"+email))
+	c.withHeader("X-Forwarded-For", "[2001:db8::7]:443").login(email, "password-"+email)
+}
+
+// The per-address limit counts an IPv6 client by its /64: one host holds a
+// whole /64 and could otherwise rotate through it.
+func TestIPv6ClientsCountedPerPrefix(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.LoginMaxPerEmail, cfg.LoginMaxPerAddr = 1000, 3
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	_, _, c, email := appWithUser(t, cfg)
+	for i := range 3 {
+		c.withHeader("X-Forwarded-For", fmt.Sprintf("2001:db8:1:2::%x", i+1)).
+			tryLogin(fmt.Sprintf("v%d@example.com", i), "wrong").wantCode(t, "login", "UNAUTHENTICATED")
+	}
+	wantRateLimited(t, c.withHeader("X-Forwarded-For", "2001:db8:1:2:ffff::1").tryLogin(email, "password-"+email))
+	// Another /64 is another client; an IPv4 client counts by itself.
+	c.withHeader("X-Forwarded-For", "2001:db8:1:3::1").login(email, "password-"+email)
+	c.withHeader("X-Forwarded-For", "192.0.2.1").login(email, "password-"+email)
+}
