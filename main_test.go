@@ -137,6 +137,15 @@ func TestServeZeroConfiguration(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dir, "jwt-secret")); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("jwt-secret mode %v, want 0600", fi.Mode().Perm())
 	}
+	for _, f := range []string{"cloudkeys.db", "cloudkeys.db-wal", "cloudkeys.db-shm"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
 	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
 		t.Fatalf("data directory mode %v, want 0700", fi.Mode().Perm())
 	}

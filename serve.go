@@ -35,8 +35,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := &http.Server{
 		Handler:           app.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       cfg.RequestTimeout + 10*time.Second,
-		WriteTimeout:      cfg.RequestTimeout + 10*time.Second,
+		ReadTimeout:       time.Minute, // bodies are at most CLOUDKEYS_MAX_BODY_BYTES
+		WriteTimeout:      writeTimeout(cfg.RequestTimeout),
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          nil,
@@ -63,6 +63,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// writeTimeout leaves a request its whole deadline and then some to write
+// its answer; no deadline (0) means no write timeout either.
+func writeTimeout(request time.Duration) time.Duration {
+	if request <= 0 {
+		return 0
+	}
+	return request + 10*time.Second
 }
 
 func playgroundURL(cfg *config.Config, base string) string {

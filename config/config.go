@@ -115,9 +115,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 		LogLevel:            env.str("CLOUDKEYS_LOG_LEVEL", "info"),
 		LogFormat:           env.str("CLOUDKEYS_LOG_FORMAT", "text"),
 		Argon2: auth.Params{
-			MemoryKiB:   uint32(env.integer("CLOUDKEYS_ARGON2_MEMORY_KIB", int(auth.DefaultParams.MemoryKiB))),
-			Iterations:  uint32(env.integer("CLOUDKEYS_ARGON2_ITERATIONS", int(auth.DefaultParams.Iterations))),
-			Parallelism: uint8(env.integer("CLOUDKEYS_ARGON2_PARALLELISM", int(auth.DefaultParams.Parallelism))),
+			MemoryKiB:   uint32(env.integerIn("CLOUDKEYS_ARGON2_MEMORY_KIB", int(auth.DefaultParams.MemoryKiB), 64, 4<<20)),
+			Iterations:  uint32(env.integerIn("CLOUDKEYS_ARGON2_ITERATIONS", int(auth.DefaultParams.Iterations), 1, 64)),
+			Parallelism: uint8(env.integerIn("CLOUDKEYS_ARGON2_PARALLELISM", int(auth.DefaultParams.Parallelism), 1, 255)),
 			SaltLength:  auth.DefaultParams.SaltLength,
 			KeyLength:   auth.DefaultParams.KeyLength,
 		},
@@ -154,6 +154,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 	}
 	if prod && len(c.EncryptionKeys) == 0 && c.EncryptionKeysFile == "" {
 		return nil, errors.New("production needs encryption keys: set CLOUDKEYS_ENCRYPTION_KEYS (a JWK Set) or CLOUDKEYS_ENCRYPTION_KEYS_FILE")
+	}
+	if c.LoginWindow <= 0 && (c.LoginMaxPerEmail > 0 || c.LoginMaxPerAddr > 0) {
+		return nil, errors.New("CLOUDKEYS_LOGIN_WINDOW must be longer than 0 while a login limit is set (set CLOUDKEYS_LOGIN_MAX_PER_EMAIL and _PER_ADDR to 0 to turn the throttle off)")
+	}
+	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 {
+		return nil, errors.New("CLOUDKEYS_ACCESS_TOKEN_TTL and CLOUDKEYS_REFRESH_TOKEN_TTL must be longer than 0")
 	}
 	if c.HashConcurrency == 0 {
 		c.HashConcurrency = HashSlots(c.HashMemoryBudgetMiB, c.Argon2.MemoryKiB, runtime.NumCPU())
@@ -248,6 +254,17 @@ func (e *envReader) integer(name string, def int) int {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
 		e.fail(name, v, "a whole number")
+		return def
+	}
+	return n
+}
+
+// integerIn is integer with bounds: a value outside [lo, hi] is refused
+// rather than wrapped or clamped.
+func (e *envReader) integerIn(name string, def, lo, hi int) int {
+	n := e.integer(name, def)
+	if n < lo || n > hi {
+		e.fail(name, e.getenv(name), fmt.Sprintf("a whole number from %d to %d", lo, hi))
 		return def
 	}
 	return n

@@ -45,6 +45,9 @@ func TestMalformedSettingsAreRefused(t *testing.T) {
 		"CLOUDKEYS_INTROSPECTION":       "maybe",
 		"CLOUDKEYS_TRUSTED_PROXIES":     "10.0.0.0/33",
 		"CLOUDKEYS_ENV":                 "staging",
+		"CLOUDKEYS_ARGON2_PARALLELISM":  "300",
+		"CLOUDKEYS_ARGON2_MEMORY_KIB":   "4294967296",
+		"CLOUDKEYS_ARGON2_ITERATIONS":   "0",
 	} {
 		_, err := load(t, map[string]string{name: v})
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -79,5 +82,22 @@ func TestProductionDefaults(t *testing.T) {
 	vars["CLOUDKEYS_JWT_SECRET_FILE"] = "/nonexistent"
 	if _, err := load(t, vars); err == nil || !strings.Contains(err.Error(), "not both") {
 		t.Fatalf("secret and secret file together: %v", err)
+	}
+}
+
+func TestSettingsThatWouldQuietlyTurnThingsOff(t *testing.T) {
+	for name, vars := range map[string]map[string]string{
+		"login window 0":      {"CLOUDKEYS_LOGIN_WINDOW": "0s"},
+		"access token TTL 0":  {"CLOUDKEYS_ACCESS_TOKEN_TTL": "0s"},
+		"refresh token TTL 0": {"CLOUDKEYS_REFRESH_TOKEN_TTL": "0s"},
+	} {
+		if _, err := load(t, vars); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// The throttle turned off explicitly, with a zero window, is fine.
+	if _, err := load(t, map[string]string{"CLOUDKEYS_LOGIN_WINDOW": "0s",
+		"CLOUDKEYS_LOGIN_MAX_PER_EMAIL": "0", "CLOUDKEYS_LOGIN_MAX_PER_ADDR": "0"}); err != nil {
+		t.Errorf("throttle off: %v", err)
 	}
 }

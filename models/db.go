@@ -65,6 +65,13 @@ func Open(ctx context.Context, o Options, plugins ...gorm.Plugin) (*gorm.DB, err
 				return nil, fmt.Errorf("create database directory: %w", err)
 			}
 		}
+		// The file holds password hashes and ciphertexts: create it 0600
+		// (SQLite gives its -wal and -shm files the same mode).
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open database file: %w", err)
+		}
+		f.Close()
 		// WAL lets readers run beside the one writer; BEGIN IMMEDIATE takes
 		// the write lock up front so that concurrent writers wait (busy
 		// timeout) instead of failing with SQLITE_BUSY on lock upgrade.
