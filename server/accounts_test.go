@@ -387,3 +387,19 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 	_ = context.Background()
 }
+
+// An unknown email, a malformed one and a wrong password each cost exactly
+// one Argon2id verify, so timing does not tell them apart.
+func TestEveryFailedLoginPaysOneVerify(t *testing.T) {
+	t.Parallel()
+	app := startApp(t, nil)
+	c := app.client(t)
+	c.register("ada@example.com", "correct horse")
+	for _, email := range []string{"ada@example.com", "nobody@example.com", "not-an-email"} {
+		before := app.Auth.Hasher().Runs()
+		c.do(loginMutation, map[string]any{"email": email, "password": "wrong horse"}).wantCode(t, "login", "UNAUTHENTICATED")
+		if n := app.Auth.Hasher().Runs() - before; n != 1 {
+			t.Fatalf("%s: %d hashes, want 1", email, n)
+		}
+	}
+}

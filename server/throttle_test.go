@@ -201,11 +201,11 @@ func TestAliasedLoginsEachCount(t *testing.T) {
 	})
 }
 
-func TestElevenAliasedLoginsAreRefusedWhole(t *testing.T) {
+func TestTenAliasedLoginsAreRefusedWhole(t *testing.T) {
 	t.Parallel()
 	app, _, c, email := appWithUser(t, testConfig(t))
 	hashes := app.Auth.Hasher().Runs()
-	r := c.do(loginAliases(11, email, "wrong"))
+	r := c.do(loginAliases(10, email, "wrong"))
 	if len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != "COMPLEXITY_LIMIT_EXCEEDED" {
 		t.Fatalf("want one COMPLEXITY_LIMIT_EXCEEDED error, got %s", r.Raw)
 	}
