@@ -1,10 +1,14 @@
 package server
 
 import (
+	"strings"
+
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"cloudkeys/graph"
 	"cloudkeys/resolvers"
@@ -38,6 +42,11 @@ func newGraphQLHandler(d Deps) *handler.Server {
 	srv.SetParserTokenLimit(cfg.MaxTokens)
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		// Validation errors would otherwise suggest the schema's names
+		// ("Did you mean \"resetUserPassword\"?"): introspection by typo.
+		srv.SetDisableSuggestion(true)
+		srv.SetValidationRulesFn(rulesWithoutSuggestions)
 	}
 	// Operation-context extensions run in the order added: the cheap,
 	// memoized limits before gqlgen's complexity calculation.
@@ -50,4 +59,24 @@ func newGraphQLHandler(d Deps) *handler.Server {
 	srv.SetErrorPresenter(presentError(d.Log))
 	srv.SetRecoverFunc(recoverPanic(d.Log))
 	return srv
+}
+
+// rulesWithoutSuggestions are gqlparser's default validation rules with
+// each rule that suggests names ("Did you mean …?") swapped for its variant
+// that does not. gqlgen's SetDisableSuggestion swaps only the first two;
+// unknown arguments, types, enum values and input fields would still
+// suggest the schema's.
+func rulesWithoutSuggestions() *rules.Rules {
+	r := rules.NewDefaultRules()
+	for _, quiet := range []core.Rule{
+		rules.FieldsOnCorrectTypeRuleWithoutSuggestions,
+		rules.ScalarLeafsRuleWithoutSuggestions,
+		rules.KnownArgumentNamesRuleWithoutSuggestions,
+		rules.KnownTypeNamesRuleWithoutSuggestions,
+		rules.ValuesOfCorrectTypeRuleWithoutSuggestions,
+	} {
+		r.RemoveRule(strings.TrimSuffix(quiet.Name, "WithoutSuggestions"))
+		r.AddRule(quiet.Name, quiet.RuleFunc)
+	}
+	return r
 }
