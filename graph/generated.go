@@ -685,7 +685,11 @@ type User {
   createdAt: Time!
   "When an admin approved the account; null while pending, and for accounts approved at registration."
   approvedAt: Time
-  "The admin who approved the account, while that admin's account still exists."
+  """
+  The admin who approved the account, while that admin's account still exists. Shown to
+  administrators only: for any other caller (and in the payload of ` + "`" + `login` + "`" + `, ` + "`" + `register` + "`" + ` and
+  ` + "`" + `refreshToken` + "`" + `, which have no signed-in caller yet) it is null, without an error.
+  """
   approvedBy: User
 }
 
