@@ -70,7 +70,7 @@ func seed(t *testing.T, app *server.App, email string, n int) map[string]string 
 	out := map[string]string{}
 	for i := range n {
 		key := fmt.Sprintf("sk-keys-test-%s-%03d-abcdefgh", email, i)
-		c, err := models.CreateCredential(ctx, app.DB, u.ID, models.NewCredential{Name: fmt.Sprint(i), BackendType: models.BackendOpenAI, APIKey: key})
+		c, err := models.CreateCredential(ctx, app.DB, u.ID, app.Config.MaxCredentialsPerUser, models.NewCredential{Name: fmt.Sprint(i), BackendType: models.BackendOpenAI, APIKey: key})
 		if err != nil {
 			t.Fatal(err)
 		}

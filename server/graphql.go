@@ -30,11 +30,12 @@ const (
 func newGraphQLHandler(d Deps) *handler.Server {
 	cfg := d.Config
 	es := graph.NewExecutableSchema(graph.Config{
-		Resolvers: &resolvers.Resolver{DB: d.DB, Auth: d.Auth, Log: d.Log, Probe: d.Probe},
+		Resolvers: &resolvers.Resolver{DB: d.DB, Auth: d.Auth, Log: d.Log, Probe: d.Probe,
+			MaxCredentials: cfg.MaxCredentialsPerUser},
 		Directives: graph.DirectiveRoot{
 			Auth: d.Auth.Directive,
 		},
-		Complexity: complexity(),
+		Complexity: complexity(cfg.MaxCredentialsPerUser),
 	})
 	srv := handler.New(es)
 	srv.AddTransport(transport{maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, tokenLimit: cfg.MaxTokens})
