@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -31,7 +33,9 @@ commands:
 
 The keys and the database are found as 'cloudkeys serve' finds them
 (CLOUDKEYS_ENCRYPTION_KEYS, CLOUDKEYS_ENCRYPTION_KEYS_FILE or the data
-directory; --data-dir and --database-url work here too).
+directory; --data-dir and --database-url work here too), but never
+created: where there is no key file or SQLite database, the command
+stops. No JWT secret is needed, in production either.
 `
 
 // rewrapBatch is how many rows rewrap and status read at a time.
@@ -60,18 +64,18 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprint(stderr, keysUsage)
 		return fmt.Errorf("keys: unknown command %q", sub)
 	}
-	cfg, err := config.Load(rest, getenv, stderr)
+	cfg, err := keysConfig(rest, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	k, src, err := server.LoadKeys(cfg)
+	k, src, err := server.ExistingKeys(cfg)
 	if err != nil {
 		return err
 	}
 	if sub == "rotate" {
 		return keysRotate(k, src, stdout, stderr)
 	}
-	db, err := models.Open(ctx, models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, models.NewEncryption(k))
+	db, err := openExistingDB(ctx, cfg, k)
 	if err != nil {
 		return err
 	}
@@ -84,6 +88,50 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	default:
 		return keysRetire(ctx, db, k, src, kid, stdout, stderr)
 	}
+}
+
+// keysConfig reads the configuration as serve does — the same variables,
+// defaults and flags, so the keys commands find the keys and the database
+// where the servers do — except the JWT secret: no keys command signs or
+// verifies a token, so none is required (not even in production), read or
+// generated. config.Load insists on one in production, so it is handed a
+// stand-in that is dropped at once.
+func keysConfig(args []string, getenv func(string) string, stderr io.Writer) (*config.Config, error) {
+	cfg, err := config.Load(args, func(name string) string {
+		switch name {
+		case "CLOUDKEYS_JWT_SECRET":
+			return unusedJWTSecret
+		case "CLOUDKEYS_JWT_SECRET_FILE":
+			return ""
+		}
+		return getenv(name)
+	}, stderr)
+	if err != nil {
+		return nil, err
+	}
+	cfg.JWTSecret, cfg.JWTSecretSource = nil, ""
+	return cfg, nil
+}
+
+// unusedJWTSecret is the stand-in keysConfig gives config.Load.
+var unusedJWTSecret = strings.Repeat("-", config.MinJWTSecretLen)
+
+// openExistingDB opens the servers' database, never a new one: where the
+// SQLite file does not exist (a mistyped --data-dir), it refuses instead
+// of creating an empty database whose "0 stored API keys" would read as
+// success.
+func openExistingDB(ctx context.Context, cfg *config.Config, k *keyring.Keyring) (*gorm.DB, error) {
+	opts := models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}
+	if !models.IsPostgres(opts.URL) {
+		path := opts.SQLitePath()
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("there is no database at %s, and this command never creates one. "+
+				"Point it at your servers' database: --data-dir (the directory holding cloudkeys.db) or --database-url", path)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return models.Open(ctx, opts, models.NewEncryption(k))
 }
 
 // keysRotate adds a fresh active key. A key set from the environment cannot

@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,7 +70,7 @@ func seed(t *testing.T, app *server.App, email string, n int) map[string]string 
 	out := map[string]string{}
 	for i := range n {
 		key := fmt.Sprintf("sk-keys-test-%s-%03d-abcdefgh", email, i)
-		c, err := models.CreateCredential(ctx, app.DB, u.ID, models.NewCredential{Name: fmt.Sprint(i), BackendType: models.BackendOpenAI, APIKey: key})
+		c, err := models.CreateCredential(ctx, app.DB, u.ID, app.Config.MaxCredentialsPerUser, models.NewCredential{Name: fmt.Sprint(i), BackendType: models.BackendOpenAI, APIKey: key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,4 +285,110 @@ func TestKeysUsage(t *testing.T) {
 	if out := e.mustRun(t, "keys", "help"); !strings.Contains(out, "retire KID") {
 		t.Fatalf("help:\n%s", out)
 	}
+}
+
+// The keys commands never create a key set or a database. Pointed at a
+// data directory that has neither (a typo), each fails naming where it
+// looked and how to point it elsewhere, and leaves nothing behind.
+func TestKeysNeverCreate(t *testing.T) {
+	for _, args := range [][]string{{"status"}, {"rotate"}, {"rewrap"}, {"retire", "k-20260101-00000000"}} {
+		t.Run(args[0], func(t *testing.T) {
+			parent := t.TempDir()
+			empty, typo := filepath.Join(parent, "empty"), filepath.Join(parent, "typo")
+			if err := os.Mkdir(empty, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, dir := range []string{empty, typo} {
+				_, _, err := env{"CLOUDKEYS_DATA_DIR": dir}.run(t, append([]string{"keys"}, args...)...)
+				if err == nil {
+					t.Fatalf("keys %s on %s succeeded", args[0], dir)
+				}
+				for _, want := range []string{filepath.Join(dir, "encryption-keys.json"), "--data-dir", "CLOUDKEYS_ENCRYPTION_KEYS_FILE"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Fatalf("keys %s: the error does not say %q: %v", args[0], want, err)
+					}
+				}
+			}
+			wantEntries(t, empty)
+			if _, err := os.Stat(typo); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("keys %s created %s (%v)", args[0], typo, err)
+			}
+		})
+	}
+
+	// A key set but no database: the commands that read the database
+	// refuse rather than create an empty one.
+	k, err := keyring.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := keyring.WriteFile(filepath.Join(dir, "encryption-keys.json"), k); err != nil {
+		t.Fatal(err)
+	}
+	set, _ := k.JSON()
+	for _, e := range []env{
+		{"CLOUDKEYS_DATA_DIR": dir},
+		{"CLOUDKEYS_DATA_DIR": t.TempDir(), "CLOUDKEYS_ENCRYPTION_KEYS": string(set)},
+	} {
+		for _, args := range [][]string{{"status"}, {"rewrap"}, {"retire", k.ActiveKID()}} {
+			_, _, err := e.run(t, append([]string{"keys"}, args...)...)
+			db := filepath.Join(e["CLOUDKEYS_DATA_DIR"], "cloudkeys.db")
+			if err == nil || !strings.Contains(err.Error(), db) || !strings.Contains(err.Error(), "--database-url") {
+				t.Fatalf("keys %s without a database: %v", args[0], err)
+			}
+		}
+	}
+	wantEntries(t, dir, "encryption-keys.json")
+}
+
+// wantEntries asserts that dir holds exactly the named entries.
+func wantEntries(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if !slices.Equal(got, names) {
+		t.Fatalf("%s holds %v, want %v", dir, got, names)
+	}
+}
+
+// In production the keys commands need the key set and the database, not
+// the JWT secret: they never sign or verify a token.
+func TestKeysInProductionWithoutJWTSecret(t *testing.T) {
+	e := newEnv(t)
+	app := e.open(t)
+	keys := seed(t, app, "ada@example.com", 2)
+	app.Close()
+	dir := e["CLOUDKEYS_DATA_DIR"]
+	if err := os.Remove(filepath.Join(dir, "jwt-secret")); err != nil {
+		t.Fatal(err)
+	}
+	prod := env{
+		"CLOUDKEYS_ENV":                  "production",
+		"CLOUDKEYS_DATA_DIR":             dir,
+		"CLOUDKEYS_ENCRYPTION_KEYS_FILE": filepath.Join(dir, "encryption-keys.json"),
+	}
+	if out := prod.mustRun(t, "keys", "status"); !strings.Contains(out, "2 stored API keys, 0 cannot be opened") {
+		t.Fatalf("status:\n%s", out)
+	}
+	prod.mustRun(t, "keys", "rotate")
+	if out := prod.mustRun(t, "keys", "rewrap"); !strings.Contains(out, "rewrapped 2 API keys") {
+		t.Fatalf("rewrap:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "jwt-secret")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a keys command wrote a JWT secret (%v)", err)
+	}
+	// serve, by contrast, still refuses to start without one.
+	if _, _, err := prod.run(t, "serve", "--addr", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "JWT secret") {
+		t.Fatalf("serve in production without a JWT secret: %v", err)
+	}
+	app = e.open(t)
+	defer app.Close()
+	mustOpenAll(t, app, keys)
 }

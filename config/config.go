@@ -67,6 +67,11 @@ type Config struct {
 	MaxTokens      int
 	RequestTimeout time.Duration
 
+	// MaxCredentialsPerUser caps how many cloud credentials one account may
+	// store (at least 1); a cloudCredentials list is priced at it in the
+	// complexity limit, so aliased lists cannot decrypt unbounded rows.
+	MaxCredentialsPerUser int
+
 	AllowPrivateBaseURLs bool
 	// ProbeTimeout bounds one testCloudCredential call (SPEC: 10 s).
 	ProbeTimeout time.Duration
@@ -127,6 +132,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 	c.Playground = env.boolean("CLOUDKEYS_PLAYGROUND", !prod)
 	c.AllowPrivateBaseURLs = env.boolean("CLOUDKEYS_ALLOW_PRIVATE_BASE_URLS", false)
 	c.TrustedProxies = env.prefixes("CLOUDKEYS_TRUSTED_PROXIES")
+	c.MaxCredentialsPerUser = env.integer("CLOUDKEYS_MAX_CREDENTIALS_PER_USER", 100)
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -685,7 +685,11 @@ type User {
   createdAt: Time!
   "When an admin approved the account; null while pending, and for accounts approved at registration."
   approvedAt: Time
-  "The admin who approved the account, while that admin's account still exists."
+  """
+  The admin who approved the account, while that admin's account still exists. Shown to
+  administrators only: for any other caller (and in the payload of ` + "`" + `login` + "`" + `, ` + "`" + `register` + "`" + ` and
+  ` + "`" + `refreshToken` + "`" + `, which have no signed-in caller yet) it is null, without an error.
+  """
   approvedBy: User
 }
 
@@ -880,14 +884,18 @@ input UpdateCloudCredentialInput {
 extend type Query {
   "Every provider cloudkeys supports, with its protocol and default base URL. Public."
   cloudProviders: [CloudProvider!]!
-  "Your credentials, by name."
+  "Your credentials, by name: all of them (an account stores at most 100 by default)."
   cloudCredentials: [CloudCredential!] @auth
   "One of your credentials; ` + "`" + `NOT_FOUND` + "`" + ` if it does not exist or is not yours."
   cloudCredential(id: ID!): CloudCredential @auth
 }
 
 extend type Mutation {
-  "Stores a new credential. Errors: ` + "`" + `BAD_USER_INPUT` + "`" + ` (with ` + "`" + `extensions.field` + "`" + `), ` + "`" + `CONFLICT` + "`" + ` (name taken)."
+  """
+  Stores a new credential. Errors: ` + "`" + `BAD_USER_INPUT` + "`" + ` (with ` + "`" + `extensions.field` + "`" + `), ` + "`" + `CONFLICT` + "`" + ` (name taken),
+  ` + "`" + `FORBIDDEN` + "`" + ` (you already have as many credentials as one account may store, 100 by default:
+  delete one first).
+  """
   createCloudCredential(input: CreateCloudCredentialInput!): CloudCredential @auth
   "Changes one of your credentials; ` + "`" + `NOT_FOUND` + "`" + ` if it does not exist or is not yours."
   updateCloudCredential(id: ID!, input: UpdateCloudCredentialInput!): CloudCredential @auth

@@ -131,16 +131,34 @@ const (
 )
 
 // CreateCredential stores a new credential owned by ownerID, with its key
-// sealed by the encryption plugin. Any signed-in user may store
-// credentials; they belong to that user alone. Returns BAD_USER_INPUT
-// (naming the field) for invalid input and CONFLICT when the owner already
-// has a credential with that name; nothing is stored then.
-func CreateCredential(ctx context.Context, db *gorm.DB, ownerID string, in NewCredential) (*CloudCredential, error) {
+// sealed by the encryption plugin. Any signed-in user may store up to
+// maxPerOwner credentials; they belong to that user alone. Returns
+// BAD_USER_INPUT (naming the field) for invalid input, FORBIDDEN when the
+// owner already has maxPerOwner credentials, and CONFLICT when the owner
+// already has a credential with that name; nothing is stored then.
+//
+// The count and the insert are one transaction under a per-owner lock
+// (SQLite serialises writers anyway), so concurrent creates cannot pass
+// the cap together.
+func CreateCredential(ctx context.Context, db *gorm.DB, ownerID string, maxPerOwner int, in NewCredential) (*CloudCredential, error) {
 	c, err := in.build(ownerID)
 	if err != nil {
 		return nil, err
 	}
-	if err := db.WithContext(ctx).Create(c).Error; err != nil {
+	err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lock(tx, "credentials:"+ownerID); err != nil {
+			return err
+		}
+		var n int64
+		if err := tx.Model(&CloudCredential{}).Where("user_id = ?", ownerID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n >= int64(maxPerOwner) {
+			return errTooManyCredentials(maxPerOwner, n)
+		}
+		return tx.Create(c).Error
+	})
+	if err != nil {
 		return nil, translateWriteError(err, c.Name)
 	}
 	return c, nil
@@ -232,6 +250,18 @@ func credentialFor(db *gorm.DB, ownerID, id string) (*CloudCredential, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// errTooManyCredentials refuses a credential beyond the owner's cap. The
+// owner may hold more than the cap when it was lowered after they stored
+// them.
+func errTooManyCredentials(maxPerOwner int, have int64) error {
+	deleteFirst := "delete one"
+	if extra := have - int64(maxPerOwner) + 1; extra > 1 {
+		deleteFirst = fmt.Sprintf("delete %d", extra)
+	}
+	return apperr.Errorf(apperr.Forbidden, "an account may store at most %d cloud credentials and you have %d: %s before adding another",
+		maxPerOwner, have, deleteFirst)
 }
 
 // errCredentialNotFound is the one answer for a credential that does not

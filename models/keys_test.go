@@ -18,7 +18,7 @@ func seedRotated(t *testing.T, n int) (old, rotated *gorm.DB, keys map[string]st
 	keys = map[string]string{}
 	for i := range n {
 		key := fmt.Sprintf("sk-rewrap-%03d-abcdefghijkl", i)
-		c, err := CreateCredential(context.Background(), db, owner, NewCredential{Name: fmt.Sprint(i), BackendType: BackendOpenAI, APIKey: key})
+		c, err := CreateCredential(context.Background(), db, owner, n, NewCredential{Name: fmt.Sprint(i), BackendType: BackendOpenAI, APIKey: key})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -49,9 +49,19 @@ func (r *queryResolver) Me(ctx context.Context) (*models.User, error) {
 	return auth.UserFrom(ctx), nil
 }
 
-// ApprovedBy is the resolver for the approvedBy field.
+// ApprovedBy is the resolver for the approvedBy field. Only administrators
+// may see who approved an account (that names another account's email,
+// role and status); for every other caller, and for a request without a
+// signed-in caller (the payload of login), it is null, not an error.
 func (r *userResolver) ApprovedBy(ctx context.Context, obj *models.User) (*models.User, error) {
 	if obj.ApprovedByID == nil {
+		return nil, nil
+	}
+	caller, err := r.Auth.Authenticate(ctx)
+	if err != nil && apperr.As(err) == nil {
+		return nil, err // an outage, not a refusal
+	}
+	if caller == nil || !caller.IsAdmin {
 		return nil, nil
 	}
 	u, err := models.UserByID(ctx, r.DB, *obj.ApprovedByID)

@@ -15,7 +15,7 @@ import (
 
 // CreateCloudCredential is the resolver for the createCloudCredential field.
 func (r *mutationResolver) CreateCloudCredential(ctx context.Context, input graph.CreateCloudCredentialInput) (*models.CloudCredential, error) {
-	return models.CreateCredential(ctx, r.DB, auth.UserFrom(ctx).ID, models.NewCredential{
+	return models.CreateCredential(ctx, r.DB, auth.UserFrom(ctx).ID, r.MaxCredentials, models.NewCredential{
 		Name: input.Name, BackendType: input.BackendType, APIKey: input.APIKey,
 		APIType: input.APIType, BaseURL: input.BaseURL,
 	})

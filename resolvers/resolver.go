@@ -21,6 +21,8 @@ type Resolver struct {
 	Log  *slog.Logger
 	// Probe runs testCloudCredential's calls to providers.
 	Probe *probe.Client
+	// MaxCredentials is how many cloud credentials one account may store.
+	MaxCredentials int
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -19,7 +19,7 @@ import (
 // browser's default), or sends no Accept at all, gets application/json:
 // such a client has not said it understands the newer type, and
 // application/json is the one whose status codes every legacy client
-// expects (spec § Accept, § Legacy Watershed; README-http.md).
+// expects (spec § Accept, § Legacy Watershed; README.md, "GraphQL over HTTP").
 func negotiate(accept []string) (string, bool) {
 	header := strings.TrimSpace(strings.Join(accept, ","))
 	if header == "" {

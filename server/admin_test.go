@@ -468,3 +468,60 @@ func TestLastAdminInvariantUnderConcurrency(t *testing.T) {
 		}
 	})
 }
+
+// approvedBy names an admin (email, role, status): only admins may read it.
+// For anyone else it is null without an error, wherever a User appears.
+func TestApprovedByOnlyForAdmins(t *testing.T) {
+	t.Parallel()
+	app := startApp(t, nil)
+	admin, adminUser := app.adminClient(t)
+	bob, bobUser := app.signUp(t, admin, "bob@example.com")
+	const meQuery = `{ me { email approvedBy { id email isAdmin status } } }`
+	type approved struct {
+		Email      string `json:"email"`
+		ApprovedBy *struct {
+			ID    string `json:"id"`
+			Email string `json:"email"`
+		} `json:"approvedBy"`
+	}
+
+	var me approved
+	bob.must(meQuery, nil, "me", &me)
+	if me.Email != bobUser.Email || me.ApprovedBy != nil {
+		t.Fatalf("a non-admin reads who approved them: %+v", me)
+	}
+	// Nor through the sign-in payload, which has no signed-in caller yet.
+	var p struct {
+		User approved `json:"user"`
+	}
+	app.client(t).must(`mutation { login(email: "bob@example.com", password: "password-bob@example.com") { user { email approvedBy { email } } } }`,
+		nil, "login", &p)
+	if p.User.ApprovedBy != nil {
+		t.Fatalf("the login payload shows the approver: %+v", p.User)
+	}
+
+	// An admin reads it, in the user list and, once Bob is an admin, Bob too.
+	var page struct {
+		Edges []struct {
+			Node approved `json:"node"`
+		} `json:"edges"`
+	}
+	admin.must(`{ users { edges { node { email approvedBy { id email } } } } }`, nil, "users", &page)
+	found := false
+	for _, e := range page.Edges {
+		if e.Node.Email == bobUser.Email {
+			found = true
+			if e.Node.ApprovedBy == nil || e.Node.ApprovedBy.ID != adminUser.ID || e.Node.ApprovedBy.Email != adminUser.Email {
+				t.Fatalf("an admin does not see the approver: %+v", e.Node)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("Bob is not in the user list")
+	}
+	admin.mustUpdateUser(bobUser.ID, map[string]any{"isAdmin": true})
+	bob.must(meQuery, nil, "me", &me)
+	if me.ApprovedBy == nil || me.ApprovedBy.ID != adminUser.ID {
+		t.Fatalf("an admin does not see their own approver: %+v", me)
+	}
+}

@@ -35,6 +35,9 @@ type App struct {
 // (migrated), password hasher, token issuer — and the HTTP handler. main
 // and the end-to-end tests both start cloudkeys through it.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	if err := checkCredentialCap(cfg, log); err != nil {
+		return nil, err
+	}
 	if len(cfg.JWTSecret) == 0 {
 		secret, created, err := loadOrCreateSecret(cfg.JWTSecretPath())
 		if err != nil {

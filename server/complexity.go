@@ -1,6 +1,11 @@
 package server
 
 import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"cloudkeys/config"
 	"cloudkeys/graph"
 	"cloudkeys/models"
 )
@@ -15,17 +20,18 @@ const (
 	// aliases cannot batch hundreds of password guesses into one request —
 	// a request over the limit is refused whole before any field runs.
 	expensiveCost = 200
-	// credentialsEstimate is how many credentials a cloudCredentials list is
-	// assumed to hold; the list has no pagination.
-	credentialsEstimate = 20
 	// defaultPage and maxPage mirror users(first: Int = 50), 1–100.
 	defaultPage, maxPage = 50, 100
 )
 
-// complexity returns the schema's custom costs. Lists cost their size
-// times what each item selects, so a page of 100 users with every field
-// (about 1,500) fits the default limit and aliased pages of it do not.
-func complexity() graph.ComplexityRoot {
+// complexity returns the schema's custom costs. Lists cost their most
+// rows times what each row selects: users(first) its page size, and
+// cloudCredentials (not paginated) maxCredentials, the per-owner cap — so
+// the complexity limit bounds how many rows one request can make the
+// server load and decrypt, aliases included. A page of 100 users with every
+// field (about 1,500) or a full list of 100 credentials with every field
+// (1,001) fits the default limit; two of either do not.
+func complexity(maxCredentials int) graph.ComplexityRoot {
 	var c graph.ComplexityRoot
 	c.Mutation.Register = func(child int, _ graph.RegisterInput) int { return expensiveCost + child }
 	c.Mutation.Login = func(child int, _, _ string) int { return expensiveCost + child }
@@ -33,7 +39,7 @@ func complexity() graph.ComplexityRoot {
 	c.Mutation.ChangePassword = func(child int, _, _ string) int { return expensiveCost + child }
 	c.Mutation.ResetUserPassword = func(child int, _, _ string) int { return expensiveCost + child }
 	c.Mutation.TestCloudCredential = func(child int, _ string) int { return expensiveCost + child }
-	c.Query.CloudCredentials = func(child int) int { return 1 + credentialsEstimate*child }
+	c.Query.CloudCredentials = func(child int) int { return credentialListCost(maxCredentials, child) }
 	c.Query.Users = func(child int, _ *models.UserStatus, first *int, _ *string) int {
 		n := defaultPage
 		if first != nil {
@@ -42,4 +48,29 @@ func complexity() graph.ComplexityRoot {
 		return 1 + n*child
 	}
 	return c
+}
+
+func credentialListCost(maxCredentials, child int) int { return 1 + maxCredentials*child }
+
+// checkCredentialCap refuses a cap below 1 (no account could store a
+// credential) and warns when the cap's full listing — cloudCredentials
+// selecting every field of CloudCredential — costs more than the
+// complexity limit: every client that lists all the fields would be
+// refused.
+func checkCredentialCap(cfg *config.Config, log *slog.Logger) error {
+	if cfg.MaxCredentialsPerUser < 1 {
+		return fmt.Errorf("CLOUDKEYS_MAX_CREDENTIALS_PER_USER must be at least 1, not %d", cfg.MaxCredentialsPerUser)
+	}
+	fields := 0
+	for _, f := range graph.NewExecutableSchema(graph.Config{}).Schema().Types["CloudCredential"].Fields {
+		if !strings.HasPrefix(f.Name, "__") {
+			fields++ // each a scalar or an enum: cost 1
+		}
+	}
+	if cost := credentialListCost(cfg.MaxCredentialsPerUser, fields); cfg.MaxComplexity > 0 && cost > cfg.MaxComplexity {
+		log.Warn("a cloudCredentials list with every field costs more than the complexity limit, so it will be refused: "+
+			"lower CLOUDKEYS_MAX_CREDENTIALS_PER_USER or raise CLOUDKEYS_MAX_COMPLEXITY",
+			"max_credentials_per_user", cfg.MaxCredentialsPerUser, "fields", fields, "cost", cost, "max_complexity", cfg.MaxComplexity)
+	}
+	return nil
 }

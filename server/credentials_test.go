@@ -288,96 +288,98 @@ func TestCredentialIDOR(t *testing.T) {
 
 func TestCreateValidation(t *testing.T) {
 	t.Parallel()
-	app := credApp(t, nil)
-	c, me := app.user(t, "ada@example.com")
-	key := apiKey(t)
-	taken := c.createCred(openAIInput("taken", key))
-	with := func(changes map[string]any) map[string]any {
-		in := openAIInput("new", apiKey(t))
-		for k, v := range changes {
-			if v == nil {
-				delete(in, k)
-			} else {
-				in[k] = v
+	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+		app := credApp(t, cfg)
+		c, me := app.user(t, "ada@example.com")
+		key := apiKey(t)
+		taken := c.createCred(openAIInput("taken", key))
+		with := func(changes map[string]any) map[string]any {
+			in := openAIInput("new", apiKey(t))
+			for k, v := range changes {
+				if v == nil {
+					delete(in, k)
+				} else {
+					in[k] = v
+				}
 			}
+			return in
 		}
-		return in
-	}
-	cases := []struct {
-		name, code, field string
-		input             map[string]any
-	}{
-		{"empty name", "BAD_USER_INPUT", "input.name", with(map[string]any{"name": ""})},
-		{"blank name", "BAD_USER_INPUT", "input.name", with(map[string]any{"name": " \t "})},
-		{"name of 101 characters", "BAD_USER_INPUT", "input.name", with(map[string]any{"name": strings.Repeat("é", 101)})},
-		{"name with a line break", "BAD_USER_INPUT", "input.name", with(map[string]any{"name": "a\nb"})},
-		{"empty key", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": ""})},
-		{"blank key", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "  \n"})},
-		{"key of 4097 characters", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-" + strings.Repeat("x", 4094)})},
-		{"key with a line break", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc\ndef-" + keyMarker})},
-		{"key with a NUL", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc\x00def-" + keyMarker})},
-		{"key with DEL", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc\x7fdef-" + keyMarker})},
-		{"key with a tab", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc\tdef-" + keyMarker})},
-		{"key with a space", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc def-" + keyMarker})},
-		{"key with an ellipsis (a pasted hint)", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-…" + keyMarker})},
-		{"key with a zero-width space", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-\u200b" + keyMarker})},
-		{"base URL not absolute", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "api.openai.com"})},
-		{"base URL relative path", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "/v1"})},
-		{"base URL ftp", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "ftp://example.com"})},
-		{"base URL javascript", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "javascript:alert(1)"})},
-		{"base URL without host", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://"})},
-		{"base URL with user info", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://user:pw@example.com"})},
-		{"base URL with user only", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://user@example.com"})},
-		{"base URL with fragment", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com/#x"})},
-		{"base URL with empty fragment", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com/#"})},
-		{"base URL with a space", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com/a b"})},
-		{"base URL too long", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com/" + strings.Repeat("a", 2030)})},
-		{"base URL bad port", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com:99999999999/"})},
-		{"compatible without base URL", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"backendType": "OPENAI_COMPATIBLE"})},
-		{"compatible with blank base URL", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"backendType": "ANTHROPIC_COMPATIBLE", "baseUrl": "  "})},
-		{"OpenAI with the Anthropic protocol", "BAD_USER_INPUT", "input.apiType", with(map[string]any{"apiType": "ANTHROPIC"})},
-		{"Anthropic with the OpenAI protocol", "BAD_USER_INPUT", "input.apiType", with(map[string]any{"backendType": "ANTHROPIC", "apiType": "OPENAI"})},
-		{"OpenAI-compatible with the Anthropic protocol", "BAD_USER_INPUT", "input.apiType",
-			with(map[string]any{"backendType": "OPENAI_COMPATIBLE", "baseUrl": "http://127.0.0.1:8000", "apiType": "ANTHROPIC"})},
-		{"duplicate name", "CONFLICT", "input.name", with(map[string]any{"name": "taken"})},
-		{"duplicate name after trimming", "CONFLICT", "input.name", with(map[string]any{"name": " taken "})},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := c.do(createMutation, map[string]any{"input": tc.input})
-			e := r.wantCode(t, "createCloudCredential", tc.code)
-			if e.Extensions["field"] != tc.field {
-				t.Fatalf("field = %v, want %s", e.Extensions["field"], tc.field)
-			}
-			if k, _ := tc.input["apiKey"].(string); len(k) > 4 && strings.Contains(e.Message, k) {
-				t.Fatal("the error repeats the key")
-			}
-		})
-	}
-	// Nothing of the refused inputs was stored.
-	if n := app.countCreds(t, me.ID); n != 1 {
-		t.Fatalf("%d credentials stored, want only the first", n)
-	}
-	if got := c.getCred(taken.ID); got != taken {
-		t.Fatalf("the existing credential changed: %+v", got)
-	}
+		cases := []struct {
+			name, code, field string
+			input             map[string]any
+		}{
+			{"empty name", "BAD_USER_INPUT", "input.name", with(map[string]any{"name": ""})},
+			{"blank name", "BAD_USER_INPUT", "input.name", with(map[string]any{"name": " \t "})},
+			{"name of 101 characters", "BAD_USER_INPUT", "input.name", with(map[string]any{"name": strings.Repeat("é", 101)})},
+			{"name with a line break", "BAD_USER_INPUT", "input.name", with(map[string]any{"name": "a\nb"})},
+			{"empty key", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": ""})},
+			{"blank key", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "  \n"})},
+			{"key of 4097 characters", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-" + strings.Repeat("x", 4094)})},
+			{"key with a line break", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc\ndef-" + keyMarker})},
+			{"key with a NUL", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc\x00def-" + keyMarker})},
+			{"key with DEL", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc\x7fdef-" + keyMarker})},
+			{"key with a tab", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc\tdef-" + keyMarker})},
+			{"key with a space", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-abc def-" + keyMarker})},
+			{"key with an ellipsis (a pasted hint)", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-…" + keyMarker})},
+			{"key with a zero-width space", "BAD_USER_INPUT", "input.apiKey", with(map[string]any{"apiKey": "sk-\u200b" + keyMarker})},
+			{"base URL not absolute", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "api.openai.com"})},
+			{"base URL relative path", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "/v1"})},
+			{"base URL ftp", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "ftp://example.com"})},
+			{"base URL javascript", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "javascript:alert(1)"})},
+			{"base URL without host", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://"})},
+			{"base URL with user info", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://user:pw@example.com"})},
+			{"base URL with user only", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://user@example.com"})},
+			{"base URL with fragment", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com/#x"})},
+			{"base URL with empty fragment", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com/#"})},
+			{"base URL with a space", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com/a b"})},
+			{"base URL too long", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com/" + strings.Repeat("a", 2030)})},
+			{"base URL bad port", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"baseUrl": "https://example.com:99999999999/"})},
+			{"compatible without base URL", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"backendType": "OPENAI_COMPATIBLE"})},
+			{"compatible with blank base URL", "BAD_USER_INPUT", "input.baseUrl", with(map[string]any{"backendType": "ANTHROPIC_COMPATIBLE", "baseUrl": "  "})},
+			{"OpenAI with the Anthropic protocol", "BAD_USER_INPUT", "input.apiType", with(map[string]any{"apiType": "ANTHROPIC"})},
+			{"Anthropic with the OpenAI protocol", "BAD_USER_INPUT", "input.apiType", with(map[string]any{"backendType": "ANTHROPIC", "apiType": "OPENAI"})},
+			{"OpenAI-compatible with the Anthropic protocol", "BAD_USER_INPUT", "input.apiType",
+				with(map[string]any{"backendType": "OPENAI_COMPATIBLE", "baseUrl": "http://127.0.0.1:8000", "apiType": "ANTHROPIC"})},
+			{"duplicate name", "CONFLICT", "input.name", with(map[string]any{"name": "taken"})},
+			{"duplicate name after trimming", "CONFLICT", "input.name", with(map[string]any{"name": " taken "})},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				r := c.do(createMutation, map[string]any{"input": tc.input})
+				e := r.wantCode(t, "createCloudCredential", tc.code)
+				if e.Extensions["field"] != tc.field {
+					t.Fatalf("field = %v, want %s", e.Extensions["field"], tc.field)
+				}
+				if k, _ := tc.input["apiKey"].(string); len(k) > 4 && strings.Contains(e.Message, k) {
+					t.Fatal("the error repeats the key")
+				}
+			})
+		}
+		// Nothing of the refused inputs was stored.
+		if n := app.countCreds(t, me.ID); n != 1 {
+			t.Fatalf("%d credentials stored, want only the first", n)
+		}
+		if got := c.getCred(taken.ID); got != taken {
+			t.Fatalf("the existing credential changed: %+v", got)
+		}
 
-	// Boundaries and normalisation that pass.
-	long := c.createCred(map[string]any{"name": strings.Repeat("é", 100), "backendType": "OPENAI",
-		"apiKey": "  sk-" + strings.Repeat("y", 4093) + "\n"})
-	if long.APIKeyHint != "sk-…yyyy" || long.Name != strings.Repeat("é", 100) {
-		t.Fatalf("boundary credential: name %d runes, hint %q", len([]rune(long.Name)), long.APIKeyHint)
-	}
-	other := c.createCred(map[string]any{"name": "Taken", "backendType": "DEEPSEEK", "apiKey": apiKey(t),
-		"apiType": "ANTHROPIC", "baseUrl": " https://api.deepseek.com/anthropic?x=1 "})
-	if other.APIType != "ANTHROPIC" || deref(other.BaseURL) != `"https://api.deepseek.com/anthropic?x=1"` {
-		t.Fatalf("hosted provider with the Anthropic protocol: %+v", other)
-	}
-	local := c.createCred(map[string]any{"name": "local", "backendType": "OPENAI_COMPATIBLE", "apiKey": "abc",
-		"baseUrl": "http://127.0.0.1:11434"})
-	if local.APIType != "OPENAI" || local.APIKeyHint != "…" {
-		t.Fatalf("compatible credential with a 3-character key: %+v", local)
-	}
+		// Boundaries and normalisation that pass.
+		long := c.createCred(map[string]any{"name": strings.Repeat("é", 100), "backendType": "OPENAI",
+			"apiKey": "  sk-" + strings.Repeat("y", 4093) + "\n"})
+		if long.APIKeyHint != "sk-…yyyy" || long.Name != strings.Repeat("é", 100) {
+			t.Fatalf("boundary credential: name %d runes, hint %q", len([]rune(long.Name)), long.APIKeyHint)
+		}
+		other := c.createCred(map[string]any{"name": "Taken", "backendType": "DEEPSEEK", "apiKey": apiKey(t),
+			"apiType": "ANTHROPIC", "baseUrl": " https://api.deepseek.com/anthropic?x=1 "})
+		if other.APIType != "ANTHROPIC" || deref(other.BaseURL) != `"https://api.deepseek.com/anthropic?x=1"` {
+			t.Fatalf("hosted provider with the Anthropic protocol: %+v", other)
+		}
+		local := c.createCred(map[string]any{"name": "local", "backendType": "OPENAI_COMPATIBLE", "apiKey": "abc",
+			"baseUrl": "http://127.0.0.1:11434"})
+		if local.APIType != "OPENAI" || local.APIKeyHint != "…" {
+			t.Fatalf("compatible credential with a 3-character key: %+v", local)
+		}
+	})
 }
 
 func TestCredentialDefaultsPerBackend(t *testing.T) {
@@ -412,142 +414,146 @@ func TestCredentialDefaultsPerBackend(t *testing.T) {
 
 func TestUpdateCredential(t *testing.T) {
 	t.Parallel()
-	app := credApp(t, nil)
-	c, _ := app.user(t, "ada@example.com")
-	key := apiKey(t)
-	cr := c.createCred(openAIInput("main", key))
-	c.createCred(openAIInput("other", apiKey(t)))
-	before := app.rawRow(t, cr.ID)
+	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+		app := credApp(t, cfg)
+		c, _ := app.user(t, "ada@example.com")
+		key := apiKey(t)
+		cr := c.createCred(openAIInput("main", key))
+		c.createCred(openAIInput("other", apiKey(t)))
+		before := app.rawRow(t, cr.ID)
 
-	t.Run("an empty update changes nothing", func(t *testing.T) {
-		if got := c.updateCred(cr.ID, map[string]any{}); got != cr {
-			t.Fatalf("got %+v", got)
-		}
-		if app.rawRow(t, cr.ID) != before {
-			t.Fatal("the row changed")
-		}
-	})
-	time.Sleep(2 * time.Millisecond)
-	t.Run("renaming keeps the key", func(t *testing.T) {
-		got := c.updateCred(cr.ID, map[string]any{"name": " renamed "})
-		if got.Name != "renamed" || got.APIKeyHint != hintOf(key) || got.KeyStatus != "OK" || got.UpdatedAt == cr.UpdatedAt || got.CreatedAt != cr.CreatedAt {
-			t.Fatalf("got %+v", got)
-		}
-		row := app.rawRow(t, cr.ID)
-		if row.APIKeyJWE != before.APIKeyJWE || row.KeyID != before.KeyID {
-			t.Fatal("renaming rewrote the ciphertext")
-		}
-		if plain, err := app.Keys.Open(row.APIKeyJWE, cr.ID); err != nil || string(plain) != key {
-			t.Fatal("the stored key no longer opens to the original")
-		}
-	})
-	t.Run("the same key again is not sealed again", func(t *testing.T) {
-		c.updateCred(cr.ID, map[string]any{"apiKey": " " + key + " "})
-		if app.rawRow(t, cr.ID).APIKeyJWE != before.APIKeyJWE {
-			t.Fatal("an unchanged key was sealed again")
-		}
-	})
-	t.Run("a new key replaces the old", func(t *testing.T) {
-		next := apiKey(t)
-		got := c.updateCred(cr.ID, map[string]any{"apiKey": next})
-		row := app.rawRow(t, cr.ID)
-		if got.APIKeyHint != hintOf(next) || row.APIKeyJWE == before.APIKeyJWE {
-			t.Fatalf("got %+v", got)
-		}
-		if plain, err := app.Keys.Open(row.APIKeyJWE, cr.ID); err != nil || string(plain) != next {
-			t.Fatal("the stored value does not open to the new key")
-		}
-	})
-	t.Run("changing the backend type re-defaults apiType and baseUrl", func(t *testing.T) {
-		got := c.updateCred(cr.ID, map[string]any{"backendType": "ANTHROPIC"})
-		if got.APIType != "ANTHROPIC" || deref(got.BaseURL) != `"https://api.anthropic.com"` {
-			t.Fatalf("got %+v", got)
-		}
-		got = c.updateCred(cr.ID, map[string]any{"backendType": "GROQ", "baseUrl": "https://proxy.example.com/groq"})
-		if got.APIType != "OPENAI" || deref(got.BaseURL) != `"https://proxy.example.com/groq"` {
-			t.Fatalf("got %+v", got)
-		}
-		// The same backend type again is not a change: the custom URL stays.
-		got = c.updateCred(cr.ID, map[string]any{"backendType": "GROQ"})
-		if deref(got.BaseURL) != `"https://proxy.example.com/groq"` {
-			t.Fatalf("got %+v", got)
-		}
-		got = c.updateCred(cr.ID, map[string]any{"backendType": "DEEPSEEK", "apiType": "ANTHROPIC", "baseUrl": "https://api.deepseek.com/anthropic"})
-		if got.APIType != "ANTHROPIC" || got.BackendType != "DEEPSEEK" {
-			t.Fatalf("got %+v", got)
-		}
-		// A blank baseUrl returns to the backend type's default.
-		got = c.updateCred(cr.ID, map[string]any{"baseUrl": "", "apiType": "OPENAI"})
-		if deref(got.BaseURL) != `"https://api.deepseek.com"` || got.APIType != "OPENAI" {
-			t.Fatalf("got %+v", got)
-		}
-		got = c.updateCred(cr.ID, map[string]any{"backendType": "OPENAI_COMPATIBLE", "baseUrl": "http://127.0.0.1:9/"})
-		if got.APIType != "OPENAI" || deref(got.BaseURL) != `"http://127.0.0.1:9/"` {
-			t.Fatalf("got %+v", got)
-		}
-	})
-
-	current := c.getCred(cr.ID)
-	currentRow := app.rawRow(t, cr.ID)
-	cases := []struct {
-		name, code, field string
-		input             map[string]any
-	}{
-		{"empty name", "BAD_USER_INPUT", "input.name", map[string]any{"name": " "}},
-		{"long name", "BAD_USER_INPUT", "input.name", map[string]any{"name": strings.Repeat("n", 101)}},
-		{"name taken", "CONFLICT", "input.name", map[string]any{"name": "other"}},
-		{"empty key", "BAD_USER_INPUT", "input.apiKey", map[string]any{"apiKey": ""}},
-		{"key with control character", "BAD_USER_INPUT", "input.apiKey", map[string]any{"apiKey": "sk-\x1b[31m"}},
-		{"long key", "BAD_USER_INPUT", "input.apiKey", map[string]any{"apiKey": strings.Repeat("k", 4097)}},
-		{"bad base URL", "BAD_USER_INPUT", "input.baseUrl", map[string]any{"baseUrl": "file:///etc/passwd"}},
-		{"compatible loses its base URL", "BAD_USER_INPUT", "input.baseUrl", map[string]any{"baseUrl": ""}},
-		{"compatible with the other protocol", "BAD_USER_INPUT", "input.apiType", map[string]any{"apiType": "ANTHROPIC"}},
-		{"to compatible without base URL", "BAD_USER_INPUT", "input.baseUrl", map[string]any{"backendType": "ANTHROPIC_COMPATIBLE"}},
-		{"a valid name with an invalid key", "BAD_USER_INPUT", "input.apiKey", map[string]any{"name": "fresh", "apiKey": "a\nb"}},
-		{"a valid key with an invalid URL", "BAD_USER_INPUT", "input.baseUrl", map[string]any{"apiKey": apiKey(t), "baseUrl": "nope"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := c.do(updateMutation, map[string]any{"id": cr.ID, "input": tc.input})
-			e := r.wantCode(t, "updateCloudCredential", tc.code)
-			if e.Extensions["field"] != tc.field {
-				t.Fatalf("field = %v, want %s", e.Extensions["field"], tc.field)
+		t.Run("an empty update changes nothing", func(t *testing.T) {
+			if got := c.updateCred(cr.ID, map[string]any{}); got != cr {
+				t.Fatalf("got %+v", got)
 			}
-			if got := c.getCred(cr.ID); got != current {
-				t.Fatalf("a refused update changed the credential: %+v", got)
-			}
-			if app.rawRow(t, cr.ID) != currentRow {
-				t.Fatal("a refused update changed the row")
+			if app.rawRow(t, cr.ID) != before {
+				t.Fatal("the row changed")
 			}
 		})
-	}
+		time.Sleep(2 * time.Millisecond)
+		t.Run("renaming keeps the key", func(t *testing.T) {
+			got := c.updateCred(cr.ID, map[string]any{"name": " renamed "})
+			if got.Name != "renamed" || got.APIKeyHint != hintOf(key) || got.KeyStatus != "OK" || got.UpdatedAt == cr.UpdatedAt || got.CreatedAt != cr.CreatedAt {
+				t.Fatalf("got %+v", got)
+			}
+			row := app.rawRow(t, cr.ID)
+			if row.APIKeyJWE != before.APIKeyJWE || row.KeyID != before.KeyID {
+				t.Fatal("renaming rewrote the ciphertext")
+			}
+			if plain, err := app.Keys.Open(row.APIKeyJWE, cr.ID); err != nil || string(plain) != key {
+				t.Fatal("the stored key no longer opens to the original")
+			}
+		})
+		t.Run("the same key again is not sealed again", func(t *testing.T) {
+			c.updateCred(cr.ID, map[string]any{"apiKey": " " + key + " "})
+			if app.rawRow(t, cr.ID).APIKeyJWE != before.APIKeyJWE {
+				t.Fatal("an unchanged key was sealed again")
+			}
+		})
+		t.Run("a new key replaces the old", func(t *testing.T) {
+			next := apiKey(t)
+			got := c.updateCred(cr.ID, map[string]any{"apiKey": next})
+			row := app.rawRow(t, cr.ID)
+			if got.APIKeyHint != hintOf(next) || row.APIKeyJWE == before.APIKeyJWE {
+				t.Fatalf("got %+v", got)
+			}
+			if plain, err := app.Keys.Open(row.APIKeyJWE, cr.ID); err != nil || string(plain) != next {
+				t.Fatal("the stored value does not open to the new key")
+			}
+		})
+		t.Run("changing the backend type re-defaults apiType and baseUrl", func(t *testing.T) {
+			got := c.updateCred(cr.ID, map[string]any{"backendType": "ANTHROPIC"})
+			if got.APIType != "ANTHROPIC" || deref(got.BaseURL) != `"https://api.anthropic.com"` {
+				t.Fatalf("got %+v", got)
+			}
+			got = c.updateCred(cr.ID, map[string]any{"backendType": "GROQ", "baseUrl": "https://proxy.example.com/groq"})
+			if got.APIType != "OPENAI" || deref(got.BaseURL) != `"https://proxy.example.com/groq"` {
+				t.Fatalf("got %+v", got)
+			}
+			// The same backend type again is not a change: the custom URL stays.
+			got = c.updateCred(cr.ID, map[string]any{"backendType": "GROQ"})
+			if deref(got.BaseURL) != `"https://proxy.example.com/groq"` {
+				t.Fatalf("got %+v", got)
+			}
+			got = c.updateCred(cr.ID, map[string]any{"backendType": "DEEPSEEK", "apiType": "ANTHROPIC", "baseUrl": "https://api.deepseek.com/anthropic"})
+			if got.APIType != "ANTHROPIC" || got.BackendType != "DEEPSEEK" {
+				t.Fatalf("got %+v", got)
+			}
+			// A blank baseUrl returns to the backend type's default.
+			got = c.updateCred(cr.ID, map[string]any{"baseUrl": "", "apiType": "OPENAI"})
+			if deref(got.BaseURL) != `"https://api.deepseek.com"` || got.APIType != "OPENAI" {
+				t.Fatalf("got %+v", got)
+			}
+			got = c.updateCred(cr.ID, map[string]any{"backendType": "OPENAI_COMPATIBLE", "baseUrl": "http://127.0.0.1:9/"})
+			if got.APIType != "OPENAI" || deref(got.BaseURL) != `"http://127.0.0.1:9/"` {
+				t.Fatalf("got %+v", got)
+			}
+		})
+
+		current := c.getCred(cr.ID)
+		currentRow := app.rawRow(t, cr.ID)
+		cases := []struct {
+			name, code, field string
+			input             map[string]any
+		}{
+			{"empty name", "BAD_USER_INPUT", "input.name", map[string]any{"name": " "}},
+			{"long name", "BAD_USER_INPUT", "input.name", map[string]any{"name": strings.Repeat("n", 101)}},
+			{"name taken", "CONFLICT", "input.name", map[string]any{"name": "other"}},
+			{"empty key", "BAD_USER_INPUT", "input.apiKey", map[string]any{"apiKey": ""}},
+			{"key with control character", "BAD_USER_INPUT", "input.apiKey", map[string]any{"apiKey": "sk-\x1b[31m"}},
+			{"long key", "BAD_USER_INPUT", "input.apiKey", map[string]any{"apiKey": strings.Repeat("k", 4097)}},
+			{"bad base URL", "BAD_USER_INPUT", "input.baseUrl", map[string]any{"baseUrl": "file:///etc/passwd"}},
+			{"compatible loses its base URL", "BAD_USER_INPUT", "input.baseUrl", map[string]any{"baseUrl": ""}},
+			{"compatible with the other protocol", "BAD_USER_INPUT", "input.apiType", map[string]any{"apiType": "ANTHROPIC"}},
+			{"to compatible without base URL", "BAD_USER_INPUT", "input.baseUrl", map[string]any{"backendType": "ANTHROPIC_COMPATIBLE"}},
+			{"a valid name with an invalid key", "BAD_USER_INPUT", "input.apiKey", map[string]any{"name": "fresh", "apiKey": "a\nb"}},
+			{"a valid key with an invalid URL", "BAD_USER_INPUT", "input.baseUrl", map[string]any{"apiKey": apiKey(t), "baseUrl": "nope"}},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				r := c.do(updateMutation, map[string]any{"id": cr.ID, "input": tc.input})
+				e := r.wantCode(t, "updateCloudCredential", tc.code)
+				if e.Extensions["field"] != tc.field {
+					t.Fatalf("field = %v, want %s", e.Extensions["field"], tc.field)
+				}
+				if got := c.getCred(cr.ID); got != current {
+					t.Fatalf("a refused update changed the credential: %+v", got)
+				}
+				if app.rawRow(t, cr.ID) != currentRow {
+					t.Fatal("a refused update changed the row")
+				}
+			})
+		}
+	})
 }
 
 func TestDeleteCredential(t *testing.T) {
 	t.Parallel()
-	app := credApp(t, nil)
-	c, me := app.user(t, "ada@example.com")
-	a := c.createCred(openAIInput("a", apiKey(t)))
-	b := c.createCred(openAIInput("b", apiKey(t)))
-	var ok bool
-	c.must(deleteMutation, map[string]any{"id": a.ID}, "deleteCloudCredential", &ok)
-	if !ok {
-		t.Fatal("deleteCloudCredential did not answer true")
-	}
-	c.do(getQuery, map[string]any{"id": a.ID}).wantCode(t, "cloudCredential", "NOT_FOUND")
-	c.do(deleteMutation, map[string]any{"id": a.ID}).wantCode(t, "deleteCloudCredential", "NOT_FOUND")
-	if list := c.listCreds(); len(list) != 1 || list[0] != b {
-		t.Fatalf("after delete: %+v", list)
-	}
-	// The name is free again.
-	c.createCred(openAIInput("a", apiKey(t)))
-	// Deleting the user deletes their credentials.
-	if err := app.DB.Exec("DELETE FROM users WHERE id = ?", me.ID).Error; err != nil {
-		t.Fatal(err)
-	}
-	if n := app.countCreds(t, me.ID); n != 0 {
-		t.Fatalf("%d credentials outlived their owner", n)
-	}
+	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+		app := credApp(t, cfg)
+		c, me := app.user(t, "ada@example.com")
+		a := c.createCred(openAIInput("a", apiKey(t)))
+		b := c.createCred(openAIInput("b", apiKey(t)))
+		var ok bool
+		c.must(deleteMutation, map[string]any{"id": a.ID}, "deleteCloudCredential", &ok)
+		if !ok {
+			t.Fatal("deleteCloudCredential did not answer true")
+		}
+		c.do(getQuery, map[string]any{"id": a.ID}).wantCode(t, "cloudCredential", "NOT_FOUND")
+		c.do(deleteMutation, map[string]any{"id": a.ID}).wantCode(t, "deleteCloudCredential", "NOT_FOUND")
+		if list := c.listCreds(); len(list) != 1 || list[0] != b {
+			t.Fatalf("after delete: %+v", list)
+		}
+		// The name is free again.
+		c.createCred(openAIInput("a", apiKey(t)))
+		// Deleting the user deletes their credentials.
+		if err := app.DB.Exec("DELETE FROM users WHERE id = ?", me.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n := app.countCreds(t, me.ID); n != 0 {
+			t.Fatalf("%d credentials outlived their owner", n)
+		}
+	})
 }
 
 func TestCredentialsNeedSignIn(t *testing.T) {

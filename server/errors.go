@@ -14,8 +14,9 @@ import (
 	"cloudkeys/apperr"
 )
 
-// The codes the HTTP layer adds to SPEC §5's list (README-http.md). Each
-// limit has its own, so a client can tell which one it hit.
+// The codes the HTTP layer adds to SPEC §5's list (README.md, "GraphQL over
+// HTTP": its status codes and limits). Each limit has its own, so a client
+// can tell which one it hit.
 const (
 	codeBadRequest           = "BAD_REQUEST"               // not a well-formed GraphQL-over-HTTP request (400)
 	codeMethodNotAllowed     = "METHOD_NOT_ALLOWED"        // 405, with an Allow header

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"strings"
+
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"cloudkeys/graph"
 	"cloudkeys/resolvers"
@@ -26,11 +30,12 @@ const (
 func newGraphQLHandler(d Deps) *handler.Server {
 	cfg := d.Config
 	es := graph.NewExecutableSchema(graph.Config{
-		Resolvers: &resolvers.Resolver{DB: d.DB, Auth: d.Auth, Log: d.Log, Probe: d.Probe},
+		Resolvers: &resolvers.Resolver{DB: d.DB, Auth: d.Auth, Log: d.Log, Probe: d.Probe,
+			MaxCredentials: cfg.MaxCredentialsPerUser},
 		Directives: graph.DirectiveRoot{
 			Auth: d.Auth.Directive,
 		},
-		Complexity: complexity(),
+		Complexity: complexity(cfg.MaxCredentialsPerUser),
 	})
 	srv := handler.New(es)
 	srv.AddTransport(transport{maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, tokenLimit: cfg.MaxTokens})
@@ -38,6 +43,11 @@ func newGraphQLHandler(d Deps) *handler.Server {
 	srv.SetParserTokenLimit(cfg.MaxTokens)
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		// Validation errors would otherwise suggest the schema's names
+		// ("Did you mean \"resetUserPassword\"?"): introspection by typo.
+		srv.SetDisableSuggestion(true)
+		srv.SetValidationRulesFn(rulesWithoutSuggestions)
 	}
 	// Operation-context extensions run in the order added: the cheap,
 	// memoized limits before gqlgen's complexity calculation.
@@ -50,4 +60,24 @@ func newGraphQLHandler(d Deps) *handler.Server {
 	srv.SetErrorPresenter(presentError(d.Log))
 	srv.SetRecoverFunc(recoverPanic(d.Log))
 	return srv
+}
+
+// rulesWithoutSuggestions are gqlparser's default validation rules with
+// each rule that suggests names ("Did you mean …?") swapped for its variant
+// that does not. gqlgen's SetDisableSuggestion swaps only the first two;
+// unknown arguments, types, enum values and input fields would still
+// suggest the schema's.
+func rulesWithoutSuggestions() *rules.Rules {
+	r := rules.NewDefaultRules()
+	for _, quiet := range []core.Rule{
+		rules.FieldsOnCorrectTypeRuleWithoutSuggestions,
+		rules.ScalarLeafsRuleWithoutSuggestions,
+		rules.KnownArgumentNamesRuleWithoutSuggestions,
+		rules.KnownTypeNamesRuleWithoutSuggestions,
+		rules.ValuesOfCorrectTypeRuleWithoutSuggestions,
+	} {
+		r.RemoveRule(strings.TrimSuffix(quiet.Name, "WithoutSuggestions"))
+		r.AddRule(quiet.Name, quiet.RuleFunc)
+	}
+	return r
 }

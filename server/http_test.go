@@ -543,6 +543,26 @@ func TestIntrospectionByEnvironment(t *testing.T) {
 			// __typename is not introspection: it always works.
 			app.postJSON(t, `{"query":"{ __typename }"}`).wantData(t, appJSON)
 
+			// Validation errors suggest names ("Did you mean …?") only when
+			// introspection would tell them anyway.
+			for _, query := range []string{
+				`mutation { resetUserPasswrd(id: "x", newPassword: "y") }`, // field
+				`{ me { emial } }`, // field of a type
+				`{ users(statuss: PENDING) { pageInfo { hasNextPage } } }`,                       // argument
+				`{ users(status: PENDNG) { pageInfo { hasNextPage } } }`,                         // enum value
+				`mutation { register(input: {email: "a", password: "b", pasword: "c"}) { id } }`, // input field
+				`query { ...F } fragment F on Usr { __typename }`,                                // type
+			} {
+				r := app.postJSON(t, map[string]any{"query": query})
+				r.wantRequestError(t, http.StatusOK, appJSON, "GRAPHQL_VALIDATION_FAILED")
+				if suggests := strings.Contains(string(r.Body), "Did you mean"); suggests != c.introspection {
+					t.Fatalf("%s: with introspection %v the answer is %s", query, c.introspection, r.Body)
+				}
+				if !c.introspection && strings.Contains(string(r.Body), "resetUserPassword") {
+					t.Fatalf("the answer names a field the query did not: %s", r.Body)
+				}
+			}
+
 			r := app.send(t, http.MethodGet, "/schema.graphql", nil)
 			if c.introspection {
 				if r.Status != http.StatusOK || string(r.Body) != schema.SDL() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 
@@ -39,6 +40,19 @@ func (s KeySource) String() string {
 // only, the data directory's encryption-keys.json, generated (mode 0600)
 // when missing. The keys are independent of the JWT secret.
 func LoadKeys(cfg *config.Config) (*keyring.Keyring, KeySource, error) {
+	return loadKeys(cfg, true)
+}
+
+// ExistingKeys returns the keys LoadKeys would, but never generates a key
+// set: it is for the operator's commands (cloudkeys keys …), where a new
+// key set in a mistyped data directory would only hide the mistake. A
+// missing key file is an error that names the path and how to point the
+// command at the right key set.
+func ExistingKeys(cfg *config.Config) (*keyring.Keyring, KeySource, error) {
+	return loadKeys(cfg, false)
+}
+
+func loadKeys(cfg *config.Config, create bool) (*keyring.Keyring, KeySource, error) {
 	switch {
 	case len(cfg.EncryptionKeys) > 0 && cfg.EncryptionKeysFile != "":
 		return nil, KeySource{}, errors.New("set CLOUDKEYS_ENCRYPTION_KEYS or CLOUDKEYS_ENCRYPTION_KEYS_FILE, not both")
@@ -57,6 +71,18 @@ func LoadKeys(cfg *config.Config) (*keyring.Keyring, KeySource, error) {
 	case cfg.Production():
 		// config.Load refuses this already; keep the rule next to its use.
 		return nil, KeySource{}, errors.New("production needs encryption keys: set CLOUDKEYS_ENCRYPTION_KEYS or CLOUDKEYS_ENCRYPTION_KEYS_FILE")
+	case !create:
+		path := cfg.EncryptionKeysPath()
+		k, err := keyring.LoadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, KeySource{}, fmt.Errorf("there is no key set at %s, and this command never creates one. "+
+				"Point it at the key set your servers use: --data-dir (the directory holding encryption-keys.json), "+
+				"CLOUDKEYS_ENCRYPTION_KEYS_FILE or CLOUDKEYS_ENCRYPTION_KEYS", path)
+		}
+		if err != nil {
+			return nil, KeySource{}, err
+		}
+		return k, KeySource{File: path}, nil
 	default:
 		path := cfg.EncryptionKeysPath()
 		k, created, err := keyring.LoadOrCreateFile(path)

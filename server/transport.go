@@ -3,8 +3,8 @@ package server
 // cloudkeys' GraphQL-over-HTTP transport. It replaces gqlgen's stock
 // transports, whose gaps SPEC §5 lists, and follows the GraphQL over HTTP
 // specification (graphql.github.io/graphql-over-http/draft, "the spec"
-// below; sections are cited by title). README-http.md records each choice
-// the spec leaves open.
+// below; sections are cited by title). README.md's "GraphQL over HTTP"
+// section records each choice the spec leaves open.
 
 import (
 	"bytes"
