@@ -19,7 +19,7 @@ import (
 )
 
 func TestCredentialCap(t *testing.T) {
-	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		const limit = 3
 		cfg.MaxCredentialsPerUser = limit
 		app := credApp(t, cfg)
@@ -62,7 +62,7 @@ func TestCredentialCap(t *testing.T) {
 // insert are one transaction, serialised per owner (SQLite serialises
 // writers; PostgreSQL takes an advisory lock).
 func TestCredentialCapUnderConcurrency(t *testing.T) {
-	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		const limit, attempts = 5, 40
 		cfg.MaxCredentialsPerUser = limit
 		app := credApp(t, cfg)

@@ -42,19 +42,6 @@ func credApp(t testing.TB, cfg *config.Config) *testApp {
 	return app
 }
 
-// forEachDB runs f as a subtest on SQLite and on PostgreSQL.
-func forEachDB(t *testing.T, f func(t *testing.T, cfg *config.Config)) {
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		f(t, testConfig(t))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		cfg := testConfig(t)
-		usePostgres(t, cfg)
-		f(t, cfg)
-	})
-}
 
 // user registers an account, approves it directly in the database (the
 // admin mutation has its own tests) and signs it in.

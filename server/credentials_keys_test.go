@@ -25,7 +25,7 @@ import (
 // file) stops the server at start-up, naming the kid, unless
 // AllowMissingKeys; then those rows read NEEDS_REENTRY.
 func TestStartRefusesMissingKeys(t *testing.T) {
-	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		first := credApp(t, cfg)
 		c, _ := first.user(t, "ada@example.com")
 		c.createCred(openAIInput("a", apiKey(t)))

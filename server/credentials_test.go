@@ -16,7 +16,7 @@ import (
 )
 
 func TestCredentialRoundTrip(t *testing.T) {
-	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		app := credApp(t, cfg)
 		c, me := app.user(t, "ada@example.com")
 		key := apiKey(t)
@@ -145,7 +145,7 @@ func TestSwappedCiphertextsOpenInNeither(t *testing.T) {
 }
 
 func TestUnreadableKeysNeedReentry(t *testing.T) {
-	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		app := credApp(t, cfg)
 		c, _ := app.user(t, "ada@example.com")
 		ids := map[string]string{}
@@ -228,7 +228,7 @@ func jwxSeal(t testing.TB, key jwk.Key, kid, cid string, opts ...jwe.EncryptOpti
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 func TestCredentialIDOR(t *testing.T) {
-	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		app := credApp(t, cfg)
 		admin, _ := app.adminClient(t)
 		alice, _ := app.user(t, "alice@example.com")
@@ -288,7 +288,7 @@ func TestCredentialIDOR(t *testing.T) {
 
 func TestCreateValidation(t *testing.T) {
 	t.Parallel()
-	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		app := credApp(t, cfg)
 		c, me := app.user(t, "ada@example.com")
 		key := apiKey(t)
@@ -414,7 +414,7 @@ func TestCredentialDefaultsPerBackend(t *testing.T) {
 
 func TestUpdateCredential(t *testing.T) {
 	t.Parallel()
-	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		app := credApp(t, cfg)
 		c, _ := app.user(t, "ada@example.com")
 		key := apiKey(t)
@@ -529,7 +529,7 @@ func TestUpdateCredential(t *testing.T) {
 
 func TestDeleteCredential(t *testing.T) {
 	t.Parallel()
-	forEachDB(t, func(t *testing.T, cfg *config.Config) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
 		app := credApp(t, cfg)
 		c, me := app.user(t, "ada@example.com")
 		a := c.createCred(openAIInput("a", apiKey(t)))
