@@ -42,7 +42,6 @@ func credApp(t testing.TB, cfg *config.Config) *testApp {
 	return app
 }
 
-
 // user registers an account, approves it directly in the database (the
 // admin mutation has its own tests) and signs it in.
 func (a *testApp) user(t testing.TB, email string) (*client, userJSON) {
