@@ -77,6 +77,7 @@ func BenchmarkGraphQLLayer(b *testing.B) {
 		b.Run(q.name, func(b *testing.B) {
 			body := []byte(fmt.Sprintf(`{"query":%q}`, q.query))
 			b.ReportAllocs()
+			cpu := ProcessCPU()
 			for b.Loop() {
 				req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
@@ -86,6 +87,7 @@ func BenchmarkGraphQLLayer(b *testing.B) {
 					b.Fatalf("%d %s", w.Code, w.Body)
 				}
 			}
+			b.ReportMetric(float64(ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
