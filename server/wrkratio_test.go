@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// BenchmarkLoadRatioProcess measures SPEC §7's ratio (cloudCredentials over
+// BenchmarkWrkRatio measures SPEC §7's ratio (cloudCredentials over
 // 20 rows against { __typename }, same server, same run) with the load
 // generator outside the server's process: the real binary (`cloudkeys
 // serve`: SQLite, development defaults, info logging) on 127.0.0.1, and
@@ -23,14 +23,14 @@ import (
 // per sub-benchmark). It skips when wrk is not installed; it is not part
 // of `go test`:
 //
-//	go test -run '^$' -bench LoadRatioProcess -benchtime 1x ./server/
+//	go test -run '^$' -bench WrkRatio -benchtime 1x ./server/
 //
 // Beside the throughputs it reports the server's own CPU time per request
 // (utime + stime from /proc/PID/stat), which does not depend on how the two
 // cores are shared between client and server. The sub-benchmarks differ in
 // the server's GOGC, a deployment setting. It fails on any non-2xx answer
 // or socket error, never on timings.
-func BenchmarkLoadRatioProcess(b *testing.B) {
+func BenchmarkWrkRatio(b *testing.B) {
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
 		b.Skip("wrk is not installed (Debian: apt-get install wrk)")
