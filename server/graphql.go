@@ -1,8 +1,10 @@
 package server
 
 import (
+	"log/slog"
 	"strings"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -10,6 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
+	"cloudkeys/config"
 	"cloudkeys/graph"
 	"cloudkeys/resolvers"
 )
@@ -23,10 +26,7 @@ const (
 )
 
 // newGraphQLHandler returns the GraphQL endpoint: the executable schema
-// with the @auth directive and its field costs, cloudkeys' own
-// GraphQL-over-HTTP transport (transport.go; none of gqlgen's), the
-// configured limits, cloudkeys' error presenter, a parsed-query cache and
-// automatic persisted queries.
+// with the @auth directive and its field costs, served by graphQLServer.
 func newGraphQLHandler(d Deps) *handler.Server {
 	cfg := d.Config
 	es := graph.NewExecutableSchema(graph.Config{
@@ -37,6 +37,13 @@ func newGraphQLHandler(d Deps) *handler.Server {
 		},
 		Complexity: complexity(cfg.MaxCredentialsPerUser),
 	})
+	return graphQLServer(es, d.Config, d.Log)
+}
+
+// graphQLServer serves es with cloudkeys' own GraphQL-over-HTTP transport
+// (transport.go; none of gqlgen's), the configured limits, cloudkeys' error
+// presenter, a parsed-query cache and automatic persisted queries.
+func graphQLServer(es graphql.ExecutableSchema, cfg *config.Config, log *slog.Logger) *handler.Server {
 	srv := handler.New(es)
 	srv.AddTransport(transport{maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, tokenLimit: cfg.MaxTokens})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
@@ -57,8 +64,8 @@ func newGraphQLHandler(d Deps) *handler.Server {
 	if cfg.MaxComplexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	}
-	srv.SetErrorPresenter(presentError(d.Log))
-	srv.SetRecoverFunc(recoverPanic(d.Log))
+	srv.SetErrorPresenter(presentError(log))
+	srv.SetRecoverFunc(recoverPanic(log))
 	return srv
 }
 

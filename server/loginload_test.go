@@ -34,14 +34,7 @@ import (
 // transport error or a crashed server — never on timings.
 func BenchmarkConcurrentLogins(b *testing.B) {
 	const accounts = 200
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "cloudkeys")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = ".." // the module root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
+	bin, data := buildBinary(b)
 
 	// Accounts: the first is the admin, who approves the others.
 	srv := startProcess(b, bin, data, nil)
@@ -111,6 +104,20 @@ func BenchmarkConcurrentLogins(b *testing.B) {
 			}
 		})
 	}
+}
+
+// buildBinary builds cloudkeys into a temporary directory and returns its
+// path and a data directory beside it.
+func buildBinary(b *testing.B) (bin, data string) {
+	b.Helper()
+	dir := b.TempDir()
+	bin = filepath.Join(dir, "cloudkeys")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = ".." // the module root
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin, filepath.Join(dir, "data")
 }
 
 // loadServer is `cloudkeys serve` running in its own process.
