@@ -93,10 +93,6 @@ func Open(ctx context.Context, o Options, plugins ...gorm.Plugin) (*gorm.DB, err
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	// A Find into []*CloudCredential scans without reflection (scan.go).
-	if err := db.Callback().Query().Replace("gorm:query", queryCallback); err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, err
