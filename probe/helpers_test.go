@@ -232,8 +232,6 @@ func (s *dnsServer) answer(q []byte) []byte {
 
 func loopback4() []netip.Addr { return []netip.Addr{netip.MustParseAddr("127.0.0.1")} }
 
-func intp(n int) *int { return &n }
-
 func fmtStatus(p *int) string {
 	if p == nil {
 		return "nil"

@@ -174,17 +174,6 @@ func jweHeader(t testing.TB, jwe string) map[string]any {
 	return h
 }
 
-// withHeader replaces the protected header of a compact JWE.
-func withHeader(t testing.TB, jwe string, h map[string]any) string {
-	t.Helper()
-	b, err := json.Marshal(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, _ := strings.Cut(jwe, ".")
-	return base64.RawURLEncoding.EncodeToString(b) + "." + rest
-}
-
 // containsPartOf reports whether s contains any 6-character piece of key
 // (random bytes match one by chance with negligible probability).
 func containsPartOf(s, key string) (string, bool) {
