@@ -229,6 +229,19 @@ func TestKeysStatusCountsUnreadable(t *testing.T) {
 			t.Fatalf("status does not say %q:\n%s", want, status)
 		}
 	}
+	// Each kid's row: rows using it, and how many of those do not open.
+	rows := map[string]string{}
+	for _, line := range strings.Split(status, "\n") {
+		if f := strings.Fields(line); len(f) == 5 {
+			rows[f[0]] = strings.Join(f[1:], " ")
+		}
+	}
+	active := app.Keys.ActiveKID()
+	for kid, want := range map[string]string{active: "yes yes 2 1", "(none)": "no no 1 1", "k-gone": "no no 1 0"} {
+		if rows[kid] != want {
+			t.Fatalf("status row of %s is %q, want %q:\n%s", kid, rows[kid], want, status)
+		}
+	}
 	if strings.Contains(status, "sk-keys-test") {
 		t.Fatal("status printed a key")
 	}

@@ -279,10 +279,13 @@ func TestKIDsIsACopy(t *testing.T) {
 // Printing or logging a keyring by mistake must not leak a key.
 func TestPrintingDoesNotLeak(t *testing.T) {
 	k := mustParse(t, goodKey("b", 0xA5, nil), goodKey("a", 0xA5, nil))
-	var logged bytes.Buffer
-	slog.New(slog.NewJSONHandler(&logged, nil)).Info("loaded", "keys", k)
+	// Both of slog's handlers: the text one (the server's default) prints
+	// unexported fields that the JSON one would drop.
+	var asJSON, asText bytes.Buffer
+	slog.New(slog.NewJSONHandler(&asJSON, nil)).Info("loaded", "keys", k, "deref", *k)
+	slog.New(slog.NewTextHandler(&asText, nil)).Info("loaded", "keys", k, "deref", *k)
 	for _, s := range []string{
-		fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s", k, k, k, k), fmt.Sprintf("%v", *k), logged.String(),
+		fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s", k, k, k, k), fmt.Sprintf("%v", *k), asJSON.String(), asText.String(),
 	} {
 		assertNoSecret(t, s, bytes.Repeat([]byte{0xA5}, 32))
 		if !strings.Contains(s, `b`) {

@@ -209,27 +209,6 @@ func binding(h jwe.Headers) (string, bool) {
 	return cid, true
 }
 
-// KeyID returns the kid from a sealed value's protected header without
-// decrypting it or checking anything else. `keys status` uses it to count
-// values per key.
-func KeyID(sealed string) (string, error) {
-	if len(sealed) > MaxSealedSize {
-		return "", fmt.Errorf("%w: %d bytes (limit %d)", ErrTooLarge, len(sealed), MaxSealedSize)
-	}
-	if err := checkCompact(sealed); err != nil {
-		return "", err
-	}
-	h, err := decodeHeader(sealed)
-	if err != nil {
-		return "", err
-	}
-	var kid string
-	if json.Unmarshal(h.Kid, &kid) != nil || kid == "" {
-		return "", fmt.Errorf("%w: no kid in header", ErrMalformed)
-	}
-	return kid, nil
-}
-
 // b64 maps each byte of the unpadded base64url alphabet to its 6-bit value
 // plus one; zero marks a byte outside the alphabet.
 var b64 = func() (t [256]byte) {
@@ -291,15 +270,13 @@ func malformed(s, why string) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, why)
 }
 
-// rawHeader is the part of a protected header that Open's diagnosis and
-// KeyID look at, kept raw so that a value of the wrong JSON type is seen
+// rawHeader is the part of a protected header that Open's diagnosis
+// looks at, kept raw so that a value of the wrong JSON type is seen
 // for what it is rather than failing the whole decode.
 type rawHeader struct {
-	Alg  json.RawMessage `json:"alg"`
-	Enc  json.RawMessage `json:"enc"`
-	Zip  json.RawMessage `json:"zip"`
-	Crit json.RawMessage `json:"crit"`
-	Kid  json.RawMessage `json:"kid"`
+	Alg json.RawMessage `json:"alg"`
+	Enc json.RawMessage `json:"enc"`
+	Zip json.RawMessage `json:"zip"`
 }
 
 // decodeHeader decodes the first part of a compact JWE that checkCompact

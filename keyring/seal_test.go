@@ -128,10 +128,6 @@ func TestSealHeader(t *testing.T) {
 	if got := header(t, sealed); !maps.Equal(got, want) {
 		t.Errorf("protected header = %v, want exactly %v", got, want)
 	}
-	kid, err := KeyID(sealed)
-	if err != nil || kid != "k2" {
-		t.Errorf("KeyID = %q, %v; want k2", kid, err)
-	}
 }
 
 func TestSealRefuses(t *testing.T) {
@@ -408,9 +404,6 @@ func TestOpenMalformed(t *testing.T) {
 				return
 			}
 			assertOnly(t, err, ErrMalformed)
-			if _, err := KeyID(v); !errors.Is(err, ErrMalformed) {
-				t.Errorf("KeyID: err = %v, want ErrMalformed", err)
-			}
 		})
 	}
 	_, err := k.Open(fernet, testBinding)
@@ -430,9 +423,6 @@ func TestOpenTooLarge(t *testing.T) {
 	assertOnly(t, err, ErrTooLarge)
 	_, err = k.Open(strings.Repeat("\x00", MaxSealedSize+1), testBinding)
 	assertOnly(t, err, ErrTooLarge)
-	if _, err := KeyID(big); !errors.Is(err, ErrTooLarge) {
-		t.Errorf("KeyID: err = %v, want ErrTooLarge", err)
-	}
 	// Exactly at the limit is not "too large".
 	_, err = k.Open(strings.Repeat("A", MaxSealedSize), testBinding)
 	assertOnly(t, err, ErrMalformed)
@@ -499,8 +489,10 @@ func TestOpenTampered(t *testing.T) {
 // may not carry stray trailing bits (jwx's decoder would ignore them).
 func TestOpenNonCanonicalBase64(t *testing.T) {
 	k := testKeyring(t)
-	for range 20 {
-		sealed := mustSeal(t, k, testAPIKey, testBinding)
+	// Three plaintext lengths, so the ciphertext part ends on every
+	// base64 remainder (2 and 3 characters past a full quantum) too.
+	for i := range 21 {
+		sealed := mustSeal(t, k, testAPIKey+strings.Repeat("x", i%3), testBinding)
 		parts := strings.Split(sealed, ".")
 		for p := range parts {
 			n := len(parts[p])
@@ -518,18 +510,11 @@ func TestOpenNonCanonicalBase64(t *testing.T) {
 	}
 }
 
-func TestKeyIDOnForeignValues(t *testing.T) {
+// A value without a kid names no key of the set.
+func TestOpenWithoutKid(t *testing.T) {
 	k := testKeyring(t)
 	sealed := mustSeal(t, k, testAPIKey, testBinding)
-	// KeyID does not need the key, nor a valid tag.
-	other := withHeader(t, sealed, map[string]any{"alg": "A256KW", "enc": "A256GCM", "kid": "gone", "cid": "x"})
-	if kid, err := KeyID(other); err != nil || kid != "gone" {
-		t.Errorf("KeyID = %q, %v; want gone", kid, err)
-	}
 	noKid := withHeader(t, sealed, map[string]any{"alg": "A256KW", "enc": "A256GCM"})
-	if _, err := KeyID(noKid); !errors.Is(err, ErrMalformed) {
-		t.Errorf("KeyID without kid: err = %v, want ErrMalformed", err)
-	}
 	_, err := k.Open(noKid, testBinding)
 	assertOnly(t, err, ErrUnknownKey)
 }

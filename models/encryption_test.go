@@ -2,6 +2,8 @@ package models
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -226,7 +228,7 @@ func TestPluginKidFollowsCiphertext(t *testing.T) {
 	if kid != k2.ActiveKID() {
 		t.Fatalf("key_id = %q, want the new active %q", kid, k2.ActiveKID())
 	}
-	if h, _ := keyring.KeyID(jwe); h != kid {
+	if h := headerKID(t, jwe); h != kid {
 		t.Fatalf("the header kid %q and the column %q disagree", h, kid)
 	}
 }
@@ -289,4 +291,47 @@ func TestAPIKeyHint(t *testing.T) {
 	if unreadable.APIKeyHint() != "" {
 		t.Error("a key that did not open has a hint")
 	}
+}
+
+// A loaded credential saved as a new row (ID cleared, so a new ID is made)
+// is sealed again for its new ID: the old ciphertext is bound to the old
+// row and would not open in the copy.
+func TestPluginCopyIsSealedForItsNewID(t *testing.T) {
+	db, _, owner := openTestDB(t)
+	orig := newCred(owner, "original", testKey)
+	if err := db.Create(orig).Error; err != nil {
+		t.Fatal(err)
+	}
+	var cp CloudCredential
+	if err := db.Take(&cp, "id = ?", orig.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	cp.ID, cp.Name = "", "copy"
+	if err := db.Create(&cp).Error; err != nil {
+		t.Fatal(err)
+	}
+	var got CloudCredential
+	if err := db.Take(&got, "id = ?", cp.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if cp.ID == orig.ID || got.KeyStatus() != KeyOK || got.APIKey != testKey {
+		t.Fatalf("the copy reads %s", got.KeyStatus())
+	}
+}
+
+// headerKID reads the kid of a sealed value's protected header.
+func headerKID(t *testing.T, jwe string) string {
+	t.Helper()
+	seg, _, _ := strings.Cut(jwe, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Kid
 }

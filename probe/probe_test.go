@@ -522,3 +522,12 @@ func TestEnvironmentProxyIsIgnored(t *testing.T) {
 		t.Errorf("provider hits %d, proxy connections %d", p.hits.Load(), proxy.conns.Load())
 	}
 }
+
+// The zero Options are the production defaults issue 5 names: a 10 s
+// call, at most 64 KiB of response body read, the guard on.
+func TestDefaults(t *testing.T) {
+	c := New(Options{})
+	if c.timeout != 10*time.Second || c.maxBody != 64<<10 || c.allowPrivate {
+		t.Fatalf("defaults: timeout %v, body %d, allowPrivate %v", c.timeout, c.maxBody, c.allowPrivate)
+	}
+}

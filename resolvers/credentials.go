@@ -19,3 +19,12 @@ func protocolOf(t models.APIType) (probe.Protocol, error) {
 	}
 	return 0, fmt.Errorf("resolvers: no probe protocol for API type %q", t)
 }
+
+// providers is models.Providers as the resolver returns it, built once.
+var providers = func() []*models.Provider {
+	out := make([]*models.Provider, len(models.Providers))
+	for i := range models.Providers {
+		out[i] = &models.Providers[i]
+	}
+	return out
+}()

@@ -57,11 +57,7 @@ func (r *mutationResolver) TestCloudCredential(ctx context.Context, id string) (
 
 // CloudProviders is the resolver for the cloudProviders field.
 func (r *queryResolver) CloudProviders(ctx context.Context) ([]*models.Provider, error) {
-	out := make([]*models.Provider, len(models.Providers))
-	for i := range models.Providers {
-		out[i] = &models.Providers[i]
-	}
-	return out, nil
+	return providers, nil
 }
 
 // CloudCredentials is the resolver for the cloudCredentials field.

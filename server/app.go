@@ -55,7 +55,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	if src.Created {
 		log.Info("generated a development encryption key file", "file", src.File)
 	}
-	log.Info("encryption keys loaded", "from", src.String(), "keys", keys)
+	log.Info("encryption keys loaded", "from", src.String(), "active", keys.ActiveKID(), "kids", keys.KIDs())
 	db, err := models.Open(ctx, models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, models.NewEncryption(keys))
 	if err != nil {
 		return nil, err

@@ -516,6 +516,9 @@ func TestUpdateCredential(t *testing.T) {
 				if e.Extensions["field"] != tc.field {
 					t.Fatalf("field = %v, want %s", e.Extensions["field"], tc.field)
 				}
+				if strings.Contains(tc.name, "control character") && !strings.Contains(e.Message, "control characters") {
+					t.Fatalf("a control character in the key is not named: %q", e.Message)
+				}
 				if got := c.getCred(cr.ID); got != current {
 					t.Fatalf("a refused update changed the credential: %+v", got)
 				}
