@@ -6,27 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
-
-	"github.com/99designs/gqlgen/graphql"
-
-	"cloudkeys/apperr"
-	"cloudkeys/models"
 )
-
-// caller is the request's identity, worked out at most once per request
-// however many @auth fields the request has.
-type caller struct {
-	token    string
-	addr     string
-	once     sync.Once
-	user     *models.User
-	session  string
-	err      error
-	resolved bool
-}
-
-type callerKey struct{}
 
 // Middleware records the request's bearer token and client address for the
 // @auth directive and the resolvers. It refuses nothing itself: public
@@ -114,84 +94,4 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-func callerFrom(ctx context.Context) *caller {
-	c, _ := ctx.Value(callerKey{}).(*caller)
-	return c
-}
-
-// ClientAddr returns the request's client address ("" outside a request).
-func ClientAddr(ctx context.Context) string {
-	if c := callerFrom(ctx); c != nil {
-		return c.addr
-	}
-	return ""
-}
-
-// UserFrom returns the signed-in user of a request whose @auth check
-// passed, or nil.
-func UserFrom(ctx context.Context) *models.User {
-	if c := callerFrom(ctx); c != nil && c.resolved && c.err == nil {
-		return c.user
-	}
-	return nil
-}
-
-// SessionFrom returns the session ID of the request's access token, once
-// the @auth check passed.
-func SessionFrom(ctx context.Context) string {
-	if c := callerFrom(ctx); c != nil && c.resolved && c.err == nil {
-		return c.session
-	}
-	return ""
-}
-
-var errInvalidToken = apperr.Errorf(apperr.Unauthenticated, "the access token is invalid or expired; sign in or refresh it")
-
-// Authenticate works out the request's user from its access token, once
-// per request: the token must verify, its session must be live, and the
-// user must still exist and be approved — so a user disabled, deleted or
-// signed out after the token was issued is refused at once.
-func (s *Service) Authenticate(ctx context.Context) (*models.User, error) {
-	c := callerFrom(ctx)
-	if c == nil || c.token == "" {
-		return nil, errUnauthenticated
-	}
-	c.once.Do(func() {
-		defer func() { c.resolved = true }()
-		claims, err := s.tokens.Verify(c.token)
-		if err != nil {
-			c.err = errInvalidToken
-			return
-		}
-		user, err := s.sessionCheck.UserForSession(ctx, claims.UserID, claims.SessionID, s.now())
-		switch {
-		case isNoSession(err):
-			c.err = errInvalidToken
-		case err != nil:
-			c.err = err
-		default:
-			c.err = models.CanSignIn(user)
-			c.user, c.session = user, claims.SessionID
-		}
-	})
-	if c.err != nil {
-		return nil, c.err
-	}
-	return c.user, nil
-}
-
-// Directive implements @auth(requires: Role): the field resolves only for
-// an authenticated caller holding the role; otherwise it is null with
-// UNAUTHENTICATED, ACCOUNT_DISABLED/ACCOUNT_PENDING or FORBIDDEN.
-func (s *Service) Directive(ctx context.Context, _ any, next graphql.Resolver, requires *models.Role) (any, error) {
-	user, err := s.Authenticate(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if requires != nil && *requires == models.RoleAdmin && !user.IsAdmin {
-		return nil, apperr.Errorf(apperr.Forbidden, "only administrators may do this")
-	}
-	return next(ctx)
 }

@@ -192,11 +192,8 @@ func (s *Service) payload(user *models.User, sessionID, refresh string, refreshE
 // Logout ends the caller's current session and, when refreshToken is given
 // and belongs to the caller, that token's session; everywhere ends all of the
 // caller's sessions. Only the signed-in caller may, for their own sessions.
-func (s *Service) Logout(ctx context.Context, refreshToken *string, everywhere bool) error {
-	user, sessionID := UserFrom(ctx), SessionFrom(ctx)
-	if user == nil {
-		return errUnauthenticated
-	}
+func (s *Service) Logout(ctx context.Context, c Caller, refreshToken *string, everywhere bool) error {
+	user, sessionID := c.User, c.SessionID
 	if everywhere {
 		return models.RevokeSessions(ctx, s.db, user.ID, "")
 	}
@@ -222,11 +219,8 @@ func (s *Service) Logout(ctx context.Context, refreshToken *string, everywhere b
 // caller may, for their own account. The check of the current password goes
 // through the login throttle, as a sign-in would: a stolen access token
 // does not buy unlimited guesses.
-func (s *Service) ChangePassword(ctx context.Context, current, next string) error {
-	user := UserFrom(ctx)
-	if user == nil {
-		return errUnauthenticated
-	}
+func (s *Service) ChangePassword(ctx context.Context, c Caller, current, next string) error {
+	user := c.User
 	if err := ValidatePassword("newPassword", next); err != nil {
 		return err
 	}
@@ -248,29 +242,8 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		if err := models.SetPasswordHash(ctx, tx, user.ID, hash); err != nil {
 			return err
 		}
-		return models.RevokeSessions(ctx, tx, user.ID, SessionFrom(ctx))
+		return models.RevokeSessions(ctx, tx, user.ID, c.SessionID)
 	})
-}
-
-// ResetPassword sets a new password for the account id and signs out every
-// session of that account. Only an approved admin (the caller) may, for any
-// account, their own included. NOT_FOUND if there is no such account.
-func (s *Service) ResetPassword(ctx context.Context, id, password string) error {
-	admin := UserFrom(ctx)
-	if admin == nil {
-		return errUnauthenticated
-	}
-	if err := ValidatePassword("newPassword", password); err != nil {
-		return err
-	}
-	if _, err := models.UserByID(ctx, s.db, id); err != nil {
-		return err // before the expensive hash
-	}
-	hash, err := s.hasher.Hash(ctx, password)
-	if err != nil {
-		return err
-	}
-	return models.ResetPassword(ctx, s.db, admin.ID, id, hash)
 }
 
 // refreshTokenBytes is the randomness of a refresh token: 256 bits.

@@ -1,11 +1,8 @@
 package server
 
 import (
-	"fmt"
-	"log/slog"
 	"strings"
 
-	"cloudkeys/config"
 	"cloudkeys/graph"
 	"cloudkeys/models"
 )
@@ -52,25 +49,15 @@ func complexity(maxCredentials int) graph.ComplexityRoot {
 
 func credentialListCost(maxCredentials, child int) int { return 1 + maxCredentials*child }
 
-// checkCredentialCap refuses a cap below 1 (no account could store a
-// credential) and warns when the cap's full listing — cloudCredentials
-// selecting every field of CloudCredential — costs more than the
-// complexity limit: every client that lists all the fields would be
-// refused.
-func checkCredentialCap(cfg *config.Config, log *slog.Logger) error {
-	if cfg.MaxCredentialsPerUser < 1 {
-		return fmt.Errorf("CLOUDKEYS_MAX_CREDENTIALS_PER_USER must be at least 1, not %d", cfg.MaxCredentialsPerUser)
-	}
+// FullCredentialListCost is the cost of a cloudCredentials list that
+// selects every field of CloudCredential (each a scalar or an enum: cost 1)
+// at the cap of maxCredentials rows.
+func FullCredentialListCost(maxCredentials int) int {
 	fields := 0
 	for _, f := range graph.NewExecutableSchema(graph.Config{}).Schema().Types["CloudCredential"].Fields {
 		if !strings.HasPrefix(f.Name, "__") {
-			fields++ // each a scalar or an enum: cost 1
+			fields++
 		}
 	}
-	if cost := credentialListCost(cfg.MaxCredentialsPerUser, fields); cfg.MaxComplexity > 0 && cost > cfg.MaxComplexity {
-		log.Warn("a cloudCredentials list with every field costs more than the complexity limit, so it will be refused: "+
-			"lower CLOUDKEYS_MAX_CREDENTIALS_PER_USER or raise CLOUDKEYS_MAX_COMPLEXITY",
-			"max_credentials_per_user", cfg.MaxCredentialsPerUser, "fields", fields, "cost", cost, "max_complexity", cfg.MaxComplexity)
-	}
-	return nil
+	return credentialListCost(maxCredentials, fields)
 }

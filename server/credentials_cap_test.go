@@ -14,8 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	ckapp "cloudkeys/app"
 	"cloudkeys/config"
-	"cloudkeys/server"
 )
 
 func TestCredentialCap(t *testing.T) {
@@ -174,7 +174,7 @@ func TestCredentialCapConfiguration(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.MaxCredentialsPerUser = 0
-	if app, err := server.Open(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info")); err == nil {
+	if app, err := ckapp.Open(context.Background(), cfg, ckapp.NewLogger(io.Discard, "text", "info")); err == nil {
 		app.Close()
 		t.Fatal("started with a cap of 0")
 	} else if !strings.Contains(err.Error(), "CLOUDKEYS_MAX_CREDENTIALS_PER_USER must be at least 1") {

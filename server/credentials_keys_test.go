@@ -16,9 +16,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	ckapp "cloudkeys/app"
 	"cloudkeys/config"
 	"cloudkeys/keyring"
-	"cloudkeys/server"
 )
 
 // A key set that lacks a kid stored rows use (a wrong or truncated key
@@ -42,7 +42,7 @@ func TestStartRefusesMissingKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		var logs bytes.Buffer
-		_, err = server.Open(context.Background(), cfg, server.NewLogger(&logs, "text", "debug"))
+		_, err = ckapp.Open(context.Background(), cfg, ckapp.NewLogger(&logs, "text", "debug"))
 		if err == nil {
 			t.Fatal("the server started with a key set missing the stored rows' kid")
 		}
@@ -131,7 +131,7 @@ func TestEncryptionKeySources(t *testing.T) {
 		} {
 			cfg := testConfig(t)
 			change(cfg)
-			if _, err := server.Open(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info")); err == nil {
+			if _, err := ckapp.Open(context.Background(), cfg, ckapp.NewLogger(io.Discard, "text", "info")); err == nil {
 				t.Errorf("%s: the server started", name)
 			}
 			if _, err := os.Stat(filepath.Join(cfg.DataDir, "nope.json")); !errors.Is(err, fs.ErrNotExist) {

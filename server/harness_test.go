@@ -1,6 +1,6 @@
 package server_test
 
-// The harness every behaviour test uses: a whole cloudkeys (server.Open,
+// The harness every behaviour test uses: a whole cloudkeys (app.Open,
 // the same wiring as `cloudkeys serve`) on a real SQLite file or a fresh
 // PostgreSQL schema, served by httptest and spoken to over GraphQL/HTTP.
 
@@ -23,9 +23,9 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	ckapp "cloudkeys/app"
 	"cloudkeys/auth"
 	"cloudkeys/config"
-	"cloudkeys/server"
 )
 
 // testParams are small Argon2id parameters so tests run fast; one test uses
@@ -34,7 +34,7 @@ var testParams = auth.Params{MemoryKiB: 1024, Iterations: 1, Parallelism: 1, Sal
 
 // testApp is one running cloudkeys.
 type testApp struct {
-	*server.App
+	*ckapp.App
 	URL  string
 	logs *syncBuffer
 	srv  *httptest.Server
@@ -116,10 +116,10 @@ func startApp(t testing.TB, cfg *config.Config) *testApp {
 		cfg = testConfig(t)
 	}
 	logs := &syncBuffer{}
-	log := server.NewLogger(logs, "text", cfg.LogLevel)
-	app, err := server.Open(context.Background(), cfg, log)
+	log := ckapp.NewLogger(logs, "text", cfg.LogLevel)
+	app, err := ckapp.Open(context.Background(), cfg, log)
 	if err != nil {
-		t.Fatalf("server.Open: %v", err)
+		t.Fatalf("app.Open: %v", err)
 	}
 	srv := httptest.NewServer(app.Handler)
 	ta := &testApp{App: app, URL: srv.URL, logs: logs, srv: srv}

@@ -1,6 +1,10 @@
-// Package server wires cloudkeys together: Open builds every dependency
-// from the configuration, NewServer the HTTP handler — routes, middleware
-// chain, GraphQL endpoint, playground and health checks.
+// Package server is cloudkeys' HTTP surface and nothing else: NewServer
+// takes every dependency already built (package app builds them) and
+// returns the handler — routes (routes.go), the middleware chain, the
+// GraphQL endpoint with its error presenter and field costs, the
+// playground and the health checks. It reads no file and no environment.
+//
+// What may import it: app (which wires it) and tests.
 package server
 
 import (

@@ -1,6 +1,6 @@
-package server
+package gqlhttp
 
-// cloudkeys' GraphQL-over-HTTP transport. It replaces gqlgen's stock
+// The GraphQL-over-HTTP transport. It replaces gqlgen's stock
 // transports, whose gaps SPEC §5 lists, and follows the GraphQL over HTTP
 // specification (graphql.github.io/graphql-over-http/draft, "the spec"
 // below; sections are cited by title). README.md's "GraphQL over HTTP"
@@ -24,6 +24,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
+
+	"cloudkeys/apperr"
 )
 
 // The response media types (spec § Media Types).
@@ -73,15 +75,14 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		return
 	default:
 		w.Header().Set("Allow", allowedMethods)
-		writeRequestError(w, r, exec, mediaJSON, http.StatusMethodNotAllowed,
-			codeMethodNotAllowed, "/graphql accepts GET (queries only) and POST")
+		writeRequestError(w, r, exec, mediaJSON, apperr.MethodNotAllowed, "/graphql accepts GET (queries only) and POST")
 		return
 	}
 
 	// Spec § Body: respect Accept, or answer 406 and stop.
 	media, ok := negotiate(r.Header.Values("Accept"))
 	if !ok {
-		writeRequestError(w, r, exec, mediaJSON, http.StatusNotAcceptable, codeNotAcceptable,
+		writeRequestError(w, r, exec, mediaJSON, apperr.NotAcceptable,
 			"Accept must allow application/graphql-response+json or application/json")
 		return
 	}
@@ -95,7 +96,7 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		params, bad = readGET(r)
 	}
 	if bad != nil {
-		writeRequestError(w, r, exec, media, bad.status, bad.code, bad.message)
+		writeRequestError(w, r, exec, media, bad.code, bad.message)
 		return
 	}
 	params.Headers = r.Header
@@ -141,15 +142,15 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 	writeResponse(w, media, status, resp)
 }
 
-// badRequest is a request refused before GraphQL sees it.
+// badRequest is a request refused before GraphQL sees it; its status is
+// the code's (apperr.HTTPStatus).
 type badRequest struct {
-	status  int
-	code    string
+	code    apperr.Code
 	message string
 }
 
 func malformed(format string, args ...any) *badRequest {
-	return &badRequest{http.StatusBadRequest, codeBadRequest, fmt.Sprintf(format, args...)}
+	return &badRequest{apperr.BadRequest, fmt.Sprintf(format, args...)}
 }
 
 // readPOST reads a JSON POST body (spec § POST, § JSON Encoding).
@@ -157,8 +158,7 @@ func (t transport) readPOST(w http.ResponseWriter, r *http.Request) (*graphql.Ra
 	if bad := checkContentType(r.Header.Get("Content-Type")); bad != nil {
 		return nil, bad
 	}
-	tooLarge := &badRequest{http.StatusRequestEntityTooLarge, codeBodyLimit,
-		fmt.Sprintf("the request body is larger than the server's limit of %d bytes", t.maxBody)}
+	tooLarge := &badRequest{apperr.BodyLimit, fmt.Sprintf("the request body is larger than the server's limit of %d bytes", t.maxBody)}
 	if t.maxBody > 0 && r.ContentLength > t.maxBody {
 		return nil, tooLarge
 	}
@@ -194,7 +194,7 @@ func (t transport) readPOST(w http.ResponseWriter, r *http.Request) (*graphql.Ra
 // refuses everything else with 415.
 func checkContentType(ct string) *badRequest {
 	refuse := func(msg string) *badRequest {
-		return &badRequest{http.StatusUnsupportedMediaType, codeUnsupportedMediaType, msg}
+		return &badRequest{apperr.UnsupportedMediaType, msg}
 	}
 	if ct == "" {
 		return refuse("a POST needs Content-Type: application/json")
@@ -322,7 +322,7 @@ func (t transport) operationType(opCtx *graphql.OperationContext, params *graphq
 // the server MUST respond 405 and halt execution).
 func refuseMutationOverGET(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
 	w.Header().Set("Allow", http.MethodPost)
-	writeRequestError(w, r, exec, media, http.StatusMethodNotAllowed, codeMethodNotAllowed,
+	writeRequestError(w, r, exec, media, apperr.MethodNotAllowed,
 		"a mutation must be sent with POST: GET requests only run queries")
 }
 
@@ -330,36 +330,49 @@ func refuseMutationOverGET(w http.ResponseWriter, r *http.Request, exec graphql.
 // error (spec § Status Codes). Under application/json it is 200 for every
 // well-formed request (§ application/json: SHOULD); under
 // application/graphql-response+json a response without data MUST be 4xx
-// or 5xx (§ application/graphql-response+json): 400 for the client's
-// errors, 503 when the request ran out of time, 500 when the server failed.
+// or 5xx (§ application/graphql-response+json): the status of its codes
+// (apperr.HTTPStatus: 400 for the client's errors, 503 when the request ran
+// out of time), and 500 as soon as one of them is the server's failure.
 func requestErrorStatus(media string, resp *graphql.Response) int {
 	if media == mediaJSON {
 		return http.StatusOK
 	}
 	status := http.StatusBadRequest
 	for _, e := range resp.Errors {
-		switch e.Extensions["code"] {
-		case "INTERNAL_SERVER_ERROR":
-			return http.StatusInternalServerError
-		case codeTimeout:
-			status = http.StatusServiceUnavailable
+		s := apperr.HTTPStatus(CodeOf(e))
+		if s == http.StatusInternalServerError {
+			return s
 		}
+		status = max(status, s)
 	}
 	return status
 }
 
-// timeoutError is the request error of a request whose deadline passed
-// before execution started.
-func timeoutError() *gqlerror.Error {
-	return &gqlerror.Error{Message: timeoutMessage, Extensions: map[string]any{"code": codeTimeout}}
+// RequestError returns a GraphQL error with extensions.code, as every
+// refusal of this package is written.
+func RequestError(code apperr.Code, msg string) *gqlerror.Error {
+	return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": string(code)}}
 }
 
+// CodeOf returns the extensions.code of e ("" when it has none).
+func CodeOf(e *gqlerror.Error) apperr.Code {
+	code, _ := e.Extensions["code"].(string)
+	return apperr.Code(code)
+}
+
+// TimeoutMessage is the message of every TIMEOUT error.
+const TimeoutMessage = "the request took longer than the server's time limit and was stopped"
+
+// timeoutError is the request error of a request whose deadline passed
+// before execution started.
+func timeoutError() *gqlerror.Error { return RequestError(apperr.Timeout, TimeoutMessage) }
+
 // writeRequestError answers a request refused by the transport: a GraphQL
-// response with one error and no data, through the error presenter.
-func writeRequestError(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string, status int, code, msg string) {
-	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": code}}
-	resp := exec.DispatchError(r.Context(), gqlerror.List{err})
-	writeResponse(w, media, status, resp)
+// response with one error and no data, through the error presenter, with
+// the status of its code.
+func writeRequestError(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string, code apperr.Code, msg string) {
+	resp := exec.DispatchError(r.Context(), gqlerror.List{RequestError(code, msg)})
+	writeResponse(w, media, apperr.HTTPStatus(code), resp)
 }
 
 // writeResponse writes resp as media (spec § Body: Content-Type with its
@@ -369,7 +382,7 @@ func writeResponse(w http.ResponseWriter, media string, status int, resp *graphq
 	if err != nil {
 		// Only an error or extension value that does not marshal fails here.
 		status = http.StatusInternalServerError
-		body = []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}`)
+		body = []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"` + string(apperr.Internal) + `"}}]}`)
 	}
 	h := w.Header()
 	h.Set("Content-Type", media+"; charset=utf-8")

@@ -5,19 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"gorm.io/gorm"
 
+	"cloudkeys/app"
 	"cloudkeys/config"
 	"cloudkeys/keyring"
 	"cloudkeys/models"
-	"cloudkeys/server"
 )
 
 const keysUsage = `usage: cloudkeys keys <command> [flags]
@@ -68,14 +66,14 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	k, src, err := server.ExistingKeys(cfg)
+	k, src, err := app.ExistingKeys(cfg)
 	if err != nil {
 		return err
 	}
 	if sub == "rotate" {
 		return keysRotate(k, src, stdout, stderr)
 	}
-	db, err := openExistingDB(ctx, cfg, k)
+	db, err := app.OpenExistingDB(ctx, cfg, k)
 	if err != nil {
 		return err
 	}
@@ -116,28 +114,10 @@ func keysConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 // unusedJWTSecret is the stand-in keysConfig gives config.Load.
 var unusedJWTSecret = strings.Repeat("-", config.MinJWTSecretLen)
 
-// openExistingDB opens the servers' database, never a new one: where the
-// SQLite file does not exist (a mistyped --data-dir), it refuses instead
-// of creating an empty database whose "0 stored API keys" would read as
-// success.
-func openExistingDB(ctx context.Context, cfg *config.Config, k *keyring.Keyring) (*gorm.DB, error) {
-	opts := models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}
-	if !models.IsPostgres(opts.URL) {
-		path := opts.SQLitePath()
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("there is no database at %s, and this command never creates one. "+
-				"Point it at your servers' database: --data-dir (the directory holding cloudkeys.db) or --database-url", path)
-		} else if err != nil {
-			return nil, err
-		}
-	}
-	return models.Open(ctx, opts, models.NewEncryption(k))
-}
-
 // keysRotate adds a fresh active key. A key set from the environment cannot
 // be changed from here: the rotated set goes to stdout for the operator to
 // store where the environment comes from.
-func keysRotate(k *keyring.Keyring, src server.KeySource, stdout, stderr io.Writer) error {
+func keysRotate(k *keyring.Keyring, src app.KeySource, stdout, stderr io.Writer) error {
 	rotated, err := k.Rotate()
 	if err != nil {
 		return err
@@ -188,7 +168,7 @@ func keysRewrap(ctx context.Context, db *gorm.DB, stdout io.Writer) error {
 	return nil
 }
 
-func keysRetire(ctx context.Context, db *gorm.DB, k *keyring.Keyring, src server.KeySource, kid string, stdout, stderr io.Writer) error {
+func keysRetire(ctx context.Context, db *gorm.DB, k *keyring.Keyring, src app.KeySource, kid string, stdout, stderr io.Writer) error {
 	if !k.Has(kid) {
 		return fmt.Errorf("keys retire: there is no key %q in %s (keys: %s)", kid, src, strings.Join(k.KIDs(), ", "))
 	}
@@ -214,7 +194,7 @@ func keysRetire(ctx context.Context, db *gorm.DB, k *keyring.Keyring, src server
 	return nil
 }
 
-func keysStatus(ctx context.Context, db *gorm.DB, k *keyring.Keyring, src server.KeySource, stdout io.Writer) error {
+func keysStatus(ctx context.Context, db *gorm.DB, k *keyring.Keyring, src app.KeySource, stdout io.Writer) error {
 	u, err := models.KeyReport(ctx, db, rewrapBatch)
 	if err != nil {
 		return err

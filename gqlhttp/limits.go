@@ -1,4 +1,4 @@
-package server
+package gqlhttp
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"cloudkeys/apperr"
 )
 
 // operationLimits is a gqlgen extension that refuses an operation, after
@@ -59,24 +61,22 @@ func (l operationLimits) MutateOperationContext(_ context.Context, opCtx *graphq
 	s := m.selectionSet(opCtx.Operation.SelectionSet)
 	switch {
 	case s.introspects && !l.introspection:
-		return limitError(codeValidationFailed, "introspection is disabled on this server")
+		return limitError(apperr.ValidationFailed, "introspection is disabled on this server")
 	case l.maxDepth > 0 && s.depth > l.maxDepth:
-		return limitError(codeDepthLimit, fmt.Sprintf(
+		return limitError(apperr.DepthLimit, fmt.Sprintf(
 			"the operation nests fields %d deep, deeper than the server's limit of %d", s.depth, l.maxDepth))
 	case l.maxAliases > 0 && s.aliases > l.maxAliases:
-		return limitError(codeAliasLimit, fmt.Sprintf(
+		return limitError(apperr.AliasLimit, fmt.Sprintf(
 			"the operation has %s aliases, more than the server's limit of %d", countText(s.aliases), l.maxAliases))
 	case l.maxFields > 0 && s.fields > l.maxFields:
-		return limitError(codeComplexityLimit, fmt.Sprintf(
+		return limitError(apperr.ComplexityLimit, fmt.Sprintf(
 			"the operation selects %s fields once its fragments are expanded, more than the complexity limit of %d allows",
 			countText(s.fields), l.maxFields))
 	}
 	return nil
 }
 
-func limitError(code, msg string) *gqlerror.Error {
-	return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": code}}
-}
+func limitError(code apperr.Code, msg string) *gqlerror.Error { return RequestError(code, msg) }
 
 // shape is what operationLimits measures of a selection set.
 type shape struct {

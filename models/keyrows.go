@@ -80,6 +80,36 @@ func MissingKeys(ctx context.Context, db *gorm.DB) ([]KeyCount, error) {
 	return slices.DeleteFunc(counts, func(c KeyCount) bool { return k.Has(c.KID) }), nil
 }
 
+// MissingKeysError says which kids stored credentials use that the key
+// set lacks (a wrong or truncated key file).
+type MissingKeysError struct{ Missing []KeyCount }
+
+func (e *MissingKeysError) Error() string {
+	return "stored API keys use encryption keys missing from the key set: " + e.List()
+}
+
+// List names each missing kid with its row count: "k1" (3 credentials), ….
+func (e *MissingKeysError) List() string {
+	names := make([]string, len(e.Missing))
+	for i, m := range e.Missing {
+		names[i] = fmt.Sprintf("%q (%d credentials)", m.KID, m.Rows)
+	}
+	return strings.Join(names, ", ")
+}
+
+// CheckStoredKeys returns a *MissingKeysError when stored credentials use
+// kids that db's key set lacks, and nil when the key set has them all.
+func CheckStoredKeys(ctx context.Context, db *gorm.DB) error {
+	missing, err := MissingKeys(ctx, db)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return &MissingKeysError{Missing: missing}
+	}
+	return nil
+}
+
 // CountKeyID returns how many stored credentials use kid.
 func CountKeyID(ctx context.Context, db *gorm.DB, kid string) (int64, error) {
 	var n int64

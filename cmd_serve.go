@@ -9,9 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"cloudkeys/app"
 	"cloudkeys/config"
-	"cloudkeys/schema"
-	"cloudkeys/server"
 )
 
 // serve runs the HTTP server until ctx ends (SIGINT/SIGTERM), then stops
@@ -21,19 +20,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	log := server.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	app, err := server.Open(ctx, cfg, log)
+	log := app.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer a.Close()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           app.Handler,
+		Handler:           a.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute, // bodies are at most CLOUDKEYS_MAX_BODY_BYTES
 		WriteTimeout:      writeTimeout(cfg.RequestTimeout),
@@ -43,7 +42,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	base := "http://" + ln.Addr().String()
 	log.Info("cloudkeys is listening", "addr", ln.Addr().String(), "env", cfg.Env,
-		"graphql", base+"/graphql", "playground", playgroundURL(cfg, base), "database", databaseName(cfg))
+		"graphql", base+"/graphql", "playground", playgroundURL(cfg, base), "database", cfg.DatabaseName())
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -79,20 +78,4 @@ func playgroundURL(cfg *config.Config, base string) string {
 		return "off (CLOUDKEYS_PLAYGROUND=true turns it on)"
 	}
 	return base + "/"
-}
-
-// databaseName names the database without its credentials.
-func databaseName(cfg *config.Config) string {
-	if cfg.DatabaseURL == "" {
-		return "sqlite " + cfg.DataDir + "/cloudkeys.db"
-	}
-	if u, err := parseURLNoSecrets(cfg.DatabaseURL); err == nil {
-		return u
-	}
-	return "sqlite " + cfg.DatabaseURL
-}
-
-func printSchema(stdout io.Writer) error {
-	_, err := io.WriteString(stdout, schema.SDL())
-	return err
 }

@@ -1,12 +1,11 @@
-package server
+package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
-	"strings"
+	"os"
 
 	"gorm.io/gorm"
 
@@ -93,24 +92,20 @@ func loadKeys(cfg *config.Config, create bool) (*keyring.Keyring, KeySource, err
 	}
 }
 
-// checkStoredKeys refuses to serve when stored credentials use kids the
-// key set lacks (a wrong or truncated key file), naming them, unless
-// allowMissing; then it logs them and those credentials read NEEDS_REENTRY.
-func checkStoredKeys(ctx context.Context, db *gorm.DB, allowMissing bool, src KeySource, log *slog.Logger) error {
-	missing, err := models.MissingKeys(ctx, db)
-	if err != nil || len(missing) == 0 {
-		return err
+// OpenExistingDB opens the servers' database with keys, never a new one:
+// where the SQLite file does not exist (a mistyped --data-dir), it refuses
+// instead of creating an empty database whose "0 stored API keys" would
+// read as success. It is for the operator's commands.
+func OpenExistingDB(ctx context.Context, cfg *config.Config, keys *keyring.Keyring) (*gorm.DB, error) {
+	opts := models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}
+	if !models.IsPostgres(opts.URL) {
+		path := opts.SQLitePath()
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("there is no database at %s, and this command never creates one. "+
+				"Point it at your servers' database: --data-dir (the directory holding cloudkeys.db) or --database-url", path)
+		} else if err != nil {
+			return nil, err
+		}
 	}
-	names := make([]string, len(missing))
-	for i, m := range missing {
-		names[i] = fmt.Sprintf("%q (%d credentials)", m.KID, m.Rows)
-	}
-	if allowMissing {
-		log.Warn("stored API keys use encryption keys missing from the key set; those credentials read NEEDS_REENTRY until their owners enter the keys again",
-			"missing", strings.Join(names, ", "), "keys", src.String())
-		return nil
-	}
-	return fmt.Errorf("stored API keys use encryption keys missing from the key set (%s): %s. "+
-		"Restore a key set that has them, or start with --allow-missing-keys: those credentials will then read NEEDS_REENTRY until their owners enter the keys again",
-		src, strings.Join(names, ", "))
+	return models.Open(ctx, opts, models.NewEncryption(keys))
 }

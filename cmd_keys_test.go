@@ -13,10 +13,10 @@ import (
 	"strings"
 	"testing"
 
+	ckapp "cloudkeys/app"
 	"cloudkeys/config"
 	"cloudkeys/keyring"
 	"cloudkeys/models"
-	"cloudkeys/server"
 )
 
 // env is a test environment for run: a data directory of its own.
@@ -46,13 +46,13 @@ func (e env) mustRun(t *testing.T, args ...string) string {
 
 // open starts the wiring `serve` uses on the environment (and so
 // generates the development key file on first use).
-func (e env) open(t *testing.T) *server.App {
+func (e env) open(t *testing.T) *ckapp.App {
 	t.Helper()
 	cfg, err := config.Load(nil, e.get, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := server.Open(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"))
+	app, err := ckapp.Open(context.Background(), cfg, ckapp.NewLogger(io.Discard, "text", "info"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func (e env) open(t *testing.T) *server.App {
 }
 
 // seed stores n credentials of one user and returns their IDs and keys.
-func seed(t *testing.T, app *server.App, email string, n int) map[string]string {
+func seed(t *testing.T, app *ckapp.App, email string, n int) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	u, err := models.CreateUser(ctx, app.DB, email, "not-a-hash")
@@ -80,7 +80,7 @@ func seed(t *testing.T, app *server.App, email string, n int) map[string]string 
 }
 
 // kids returns the key_id column of every row.
-func kids(t *testing.T, app *server.App) map[string]string {
+func kids(t *testing.T, app *ckapp.App) map[string]string {
 	t.Helper()
 	rows, err := app.DB.Raw("SELECT id, key_id FROM cloud_credentials").Rows()
 	if err != nil {
@@ -97,7 +97,7 @@ func kids(t *testing.T, app *server.App) map[string]string {
 }
 
 // mustOpenAll checks that every credential opens to its key.
-func mustOpenAll(t *testing.T, app *server.App, keys map[string]string) {
+func mustOpenAll(t *testing.T, app *ckapp.App, keys map[string]string) {
 	t.Helper()
 	var creds []*models.CloudCredential
 	if err := app.DB.Find(&creds).Error; err != nil {
@@ -247,7 +247,7 @@ func TestKeysStatusCountsUnreadable(t *testing.T) {
 	}
 	// The server refuses to start: a row names a kid the set lacks.
 	cfg, _ := config.Load(nil, e.get, io.Discard)
-	if _, err := server.Open(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info")); err == nil || !strings.Contains(err.Error(), `"k-gone" (1 credentials)`) {
+	if _, err := ckapp.Open(context.Background(), cfg, ckapp.NewLogger(io.Discard, "text", "info")); err == nil || !strings.Contains(err.Error(), `"k-gone" (1 credentials)`) {
 		t.Fatalf("start-up check: %v", err)
 	}
 	// Rewrap moves the row whose kid column names a missing key (its value

@@ -1,0 +1,123 @@
+// Package app builds a running cloudkeys from its configuration:
+// config → secrets → encryption keys → database → services → HTTP handler.
+// It is the one place that does, used by `cloudkeys serve`, the other
+// commands and the end-to-end tests alike; it is also the only package that
+// reads or writes the secret and key files the configuration names.
+//
+// What may import it: package main and tests. It imports every other room.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"gorm.io/gorm"
+
+	"cloudkeys/auth"
+	"cloudkeys/config"
+	"cloudkeys/keyring"
+	"cloudkeys/models"
+	"cloudkeys/probe"
+	"cloudkeys/server"
+)
+
+// App is a wired cloudkeys: its services, the HTTP handler and what they
+// hold open.
+type App struct {
+	Config *config.Config
+	Log    *slog.Logger
+	// Keys are the encryption keys the database handle seals and opens
+	// with, and KeySource where they came from.
+	Keys      *keyring.Keyring
+	KeySource KeySource
+	DB        *gorm.DB
+	Auth      *auth.Service
+	Probe     *probe.Client
+	Handler   http.Handler
+}
+
+// Open builds every dependency from the configuration — secrets, keys,
+// database (migrated, its stored kids checked against the keys), password
+// hasher, token issuer, provider probe — and the HTTP handler.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	if err := checkCredentialCap(cfg, log); err != nil {
+		return nil, err
+	}
+	if err := loadJWTSecret(cfg, log); err != nil {
+		return nil, err
+	}
+	keys, src, err := LoadKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if src.Created {
+		log.Info("generated a development encryption key file", "file", src.File)
+	}
+	log.Info("encryption keys loaded", "from", src.String(), "active", keys.ActiveKID(), "kids", keys.KIDs())
+	db, err := models.Open(ctx, models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, models.NewEncryption(keys))
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, Keys: keys, KeySource: src, DB: db}
+	if err := a.checkStoredKeys(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	hasher, err := auth.NewHasher(cfg.Argon2, cfg.HashConcurrency, cfg.HashWait)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	tokens := auth.NewTokens(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, cfg.Now)
+	a.Auth = auth.NewService(db, hasher, tokens, auth.Options{
+		Sessions: models.SessionPolicy{TTL: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace},
+		Login:    models.LoginLimits{PerEmail: cfg.LoginMaxPerEmail, PerAddr: cfg.LoginMaxPerAddr, Window: cfg.LoginWindow},
+		Now:      cfg.Now,
+	}, log)
+	a.Probe = probe.New(probe.Options{AllowPrivate: cfg.AllowPrivateBaseURLs, Timeout: cfg.ProbeTimeout})
+	a.Handler = server.NewServer(server.Deps{Config: cfg, Log: log, DB: db, Auth: a.Auth, Probe: a.Probe})
+	return a, nil
+}
+
+// Close releases what Open opened.
+func (a *App) Close() error { return models.Close(a.DB) }
+
+// checkStoredKeys refuses to serve when stored credentials use kids the
+// key set lacks (a wrong or truncated key file), naming them, unless
+// --allow-missing-keys; then it logs them and those credentials read
+// NEEDS_REENTRY.
+func (a *App) checkStoredKeys(ctx context.Context) error {
+	err := models.CheckStoredKeys(ctx, a.DB)
+	missing, ok := errors.AsType[*models.MissingKeysError](err)
+	if !ok {
+		return err
+	}
+	if a.Config.AllowMissingKeys {
+		a.Log.Warn("stored API keys use encryption keys missing from the key set; those credentials read NEEDS_REENTRY until their owners enter the keys again",
+			"missing", missing.List(), "keys", a.KeySource.String())
+		return nil
+	}
+	return fmt.Errorf("stored API keys use encryption keys missing from the key set (%s): %s. "+
+		"Restore a key set that has them, or start with --allow-missing-keys: those credentials will then read NEEDS_REENTRY until their owners enter the keys again",
+		a.KeySource, missing.List())
+}
+
+// checkCredentialCap refuses a cap below 1 (no account could store a
+// credential) and warns when the cap's full listing — cloudCredentials
+// selecting every field of CloudCredential — costs more than the
+// complexity limit: every client that lists all the fields would be
+// refused.
+func checkCredentialCap(cfg *config.Config, log *slog.Logger) error {
+	if cfg.MaxCredentialsPerUser < 1 {
+		return fmt.Errorf("CLOUDKEYS_MAX_CREDENTIALS_PER_USER must be at least 1, not %d", cfg.MaxCredentialsPerUser)
+	}
+	if cost := server.FullCredentialListCost(cfg.MaxCredentialsPerUser); cfg.MaxComplexity > 0 && cost > cfg.MaxComplexity {
+		log.Warn("a cloudCredentials list with every field costs more than the complexity limit, so it will be refused: "+
+			"lower CLOUDKEYS_MAX_CREDENTIALS_PER_USER or raise CLOUDKEYS_MAX_COMPLEXITY",
+			"max_credentials_per_user", cfg.MaxCredentialsPerUser, "cost", cost, "max_complexity", cfg.MaxComplexity)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package app
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"cloudkeys/config"
+)
+
+// loadJWTSecret fills in cfg.JWTSecret when the configuration gave none:
+// in development, the data directory's generated secret file.
+func loadJWTSecret(cfg *config.Config, log *slog.Logger) error {
+	if len(cfg.JWTSecret) > 0 {
+		return nil
+	}
+	secret, created, err := loadOrCreateSecret(cfg.JWTSecretPath())
+	if err != nil {
+		return err
+	}
+	cfg.JWTSecret, cfg.JWTSecretSource = secret, cfg.JWTSecretPath()
+	if created {
+		log.Info("generated a development JWT secret", "file", cfg.JWTSecretPath())
+	}
+	return nil
+}
+
+// loadOrCreateSecret reads a generated secret file, or creates one with 256
+// random bits (mode 0600) when there is none.
+func loadOrCreateSecret(path string) ([]byte, bool, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) < config.MinJWTSecretLen {
+			return nil, false, fmt.Errorf("the JWT secret in %s is too short; delete the file to generate a new one", path)
+		}
+		return b, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("read JWT secret: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, fmt.Errorf("create data directory: %w", err)
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	secret := []byte(base64.RawURLEncoding.EncodeToString(raw))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) { // another process won the race
+			return loadOrCreateSecret(path)
+		}
+		return nil, false, fmt.Errorf("write JWT secret: %w", err)
+	}
+	if _, err := f.Write(secret); err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("write JWT secret: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, false, fmt.Errorf("write JWT secret: %w", err)
+	}
+	return secret, true, nil
+}

@@ -1,0 +1,85 @@
+package auth
+
+// The administration of accounts. Every operation takes the acting admin
+// explicitly; models enforces, inside each change's transaction, that the
+// actor is still an approved admin and that the last one is never demoted,
+// disabled or deleted.
+
+import (
+	"context"
+
+	"cloudkeys/apperr"
+	"cloudkeys/models"
+)
+
+// UpdateUser changes the account id (email, admin right, status) on behalf
+// of admin; see models.UpdateUser for the rules. Only approved admins may.
+func (s *Service) UpdateUser(ctx context.Context, admin *models.User, id string, upd models.UserUpdate) (*models.User, error) {
+	return models.UpdateUser(ctx, s.db, admin.ID, id, upd)
+}
+
+// DeleteUser deletes the account id with its sessions and credentials on
+// behalf of admin. Only approved admins may; never the last one.
+func (s *Service) DeleteUser(ctx context.Context, admin *models.User, id string) error {
+	return models.DeleteUser(ctx, s.db, admin.ID, id)
+}
+
+// ResetPassword sets a new password for the account id and signs out every
+// session of that account. Only an approved admin (the caller) may, for any
+// account, their own included. NOT_FOUND if there is no such account.
+func (s *Service) ResetPassword(ctx context.Context, admin *models.User, id, password string) error {
+	if err := ValidatePassword("newPassword", password); err != nil {
+		return err
+	}
+	if _, err := models.UserByID(ctx, s.db, id); err != nil {
+		return err // before the expensive hash
+	}
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	return models.ResetPassword(ctx, s.db, admin.ID, id, hash)
+}
+
+// Users lists accounts, newest first, a page at a time. Only admins may.
+func (s *Service) Users(ctx context.Context, admin *models.User, status *models.UserStatus, first int, after string) (*models.UserPage, error) {
+	if err := requireAdmin(admin); err != nil {
+		return nil, err
+	}
+	return models.ListUsers(ctx, s.db, status, first, after)
+}
+
+// PendingUserCount counts the accounts waiting for approval. Only admins may.
+func (s *Service) PendingUserCount(ctx context.Context, admin *models.User) (int, error) {
+	if err := requireAdmin(admin); err != nil {
+		return 0, err
+	}
+	return models.PendingUserCount(ctx, s.db)
+}
+
+// ApprovedBy returns the admin who approved u, as viewer may see it: only
+// administrators may see who approved an account (that names another
+// account's email, role and status); for every other viewer, and for no
+// viewer at all (the user of a login answer), it is nil, not an error. An
+// approver deleted since is nil too.
+func (s *Service) ApprovedBy(ctx context.Context, viewer, u *models.User) (*models.User, error) {
+	if u.ApprovedByID == nil || viewer == nil || !viewer.IsAdmin {
+		return nil, nil
+	}
+	approver, err := models.UserByID(ctx, s.db, *u.ApprovedByID)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil, nil
+	}
+	return approver, err
+}
+
+// requireAdmin refuses anyone but an admin: the @auth(requires: ADMIN)
+// directive already did, this keeps the rule true for every caller.
+func requireAdmin(u *models.User) error {
+	if u == nil || !u.IsAdmin {
+		return errNotAdmin
+	}
+	return nil
+}
+
+var errNotAdmin = apperr.Errorf(apperr.Forbidden, "only administrators may do this")
