@@ -76,6 +76,13 @@ type Config struct {
 	// ProbeTimeout bounds one testCloudCredential call (SPEC: 10 s).
 	ProbeTimeout time.Duration
 
+	// The relay (SPEC §8).
+	RelayMaxKeysPerCredential int           // live relay keys per credential
+	RelayMaxBodyBytes         int64         // request body (413)
+	RelayHeaderTimeout        time.Duration // to the provider's response headers (504)
+	RelayMaxDuration          time.Duration // a whole relayed call
+	RelayUsageFlush           time.Duration // how often counted usage is written
+
 	LogLevel  string
 	LogFormat string // "text" or "json"
 
@@ -133,6 +140,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 	c.AllowPrivateBaseURLs = env.boolean("CLOUDKEYS_ALLOW_PRIVATE_BASE_URLS", false)
 	c.TrustedProxies = env.prefixes("CLOUDKEYS_TRUSTED_PROXIES")
 	c.MaxCredentialsPerUser = env.integer("CLOUDKEYS_MAX_CREDENTIALS_PER_USER", 100)
+	c.RelayMaxKeysPerCredential = env.integerIn("CLOUDKEYS_RELAY_MAX_KEYS_PER_CREDENTIAL", 20, 1, 1000)
+	c.RelayMaxBodyBytes = int64(env.integerIn("CLOUDKEYS_RELAY_MAX_BODY_BYTES", 10<<20, 1, 1<<30))
+	c.RelayHeaderTimeout = env.duration("CLOUDKEYS_RELAY_HEADER_TIMEOUT", 120*time.Second)
+	c.RelayMaxDuration = env.duration("CLOUDKEYS_RELAY_MAX_DURATION", 10*time.Minute)
+	c.RelayUsageFlush = env.duration("CLOUDKEYS_RELAY_USAGE_FLUSH", 10*time.Second)
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -166,6 +178,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 	}
 	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 {
 		return nil, errors.New("CLOUDKEYS_ACCESS_TOKEN_TTL and CLOUDKEYS_REFRESH_TOKEN_TTL must be longer than 0")
+	}
+	if c.RelayHeaderTimeout <= 0 || c.RelayMaxDuration <= 0 || c.RelayUsageFlush <= 0 || c.RelayUsageFlush > time.Minute {
+		return nil, errors.New("CLOUDKEYS_RELAY_HEADER_TIMEOUT and CLOUDKEYS_RELAY_MAX_DURATION must be longer than 0, and CLOUDKEYS_RELAY_USAGE_FLUSH between 0 and 1m (lastUsedAt is at most a minute stale)")
 	}
 	if c.HashConcurrency == 0 {
 		c.HashConcurrency = HashSlots(c.HashMemoryBudgetMiB, c.Argon2.MemoryKiB, runtime.NumCPU())

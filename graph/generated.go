@@ -32,8 +32,10 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	CloudCredential() CloudCredentialResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	RelayKey() RelayKeyResolver
 	User() UserResolver
 }
 
@@ -61,7 +63,10 @@ type ComplexityRoot struct {
 		KeyStatus        func(childComplexity int) int
 		KeyStatusMessage func(childComplexity int) int
 		Name             func(childComplexity int) int
+		RelayKeys        func(childComplexity int) int
 		UpdatedAt        func(childComplexity int) int
+		Usage            func(childComplexity int) int
+		UsageByDay       func(childComplexity int, days *int) int
 	}
 
 	CloudProvider struct {
@@ -73,12 +78,14 @@ type ComplexityRoot struct {
 	ConnectionTestResult struct {
 		HTTPStatus func(childComplexity int) int
 		Message    func(childComplexity int) int
+		Models     func(childComplexity int) int
 		OK         func(childComplexity int) int
 	}
 
 	Mutation struct {
 		ChangePassword        func(childComplexity int, currentPassword string, newPassword string) int
 		CreateCloudCredential func(childComplexity int, input CreateCloudCredentialInput) int
+		CreateRelayKey        func(childComplexity int, input CreateRelayKeyInput) int
 		DeleteCloudCredential func(childComplexity int, id string) int
 		DeleteUser            func(childComplexity int, id string) int
 		Login                 func(childComplexity int, email string, password string) int
@@ -86,6 +93,7 @@ type ComplexityRoot struct {
 		RefreshToken          func(childComplexity int, refreshToken string) int
 		Register              func(childComplexity int, input RegisterInput) int
 		ResetUserPassword     func(childComplexity int, id string, newPassword string) int
+		RevokeRelayKey        func(childComplexity int, id string) int
 		TestCloudCredential   func(childComplexity int, id string) int
 		UpdateCloudCredential func(childComplexity int, id string, input UpdateCloudCredentialInput) int
 		UpdateUser            func(childComplexity int, id string, input UpdateUserInput) int
@@ -102,7 +110,43 @@ type ComplexityRoot struct {
 		CloudProviders   func(childComplexity int) int
 		Me               func(childComplexity int) int
 		PendingUserCount func(childComplexity int) int
+		RelayKeys        func(childComplexity int) int
 		Users            func(childComplexity int, status *models.UserStatus, first *int, after *string) int
+	}
+
+	RelayKey struct {
+		AllowedModels     func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Credential        func(childComplexity int) int
+		ExpiresAt         func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Name              func(childComplexity int) int
+		RequestsPerMinute func(childComplexity int) int
+		RevokedAt         func(childComplexity int) int
+		SecretHint        func(childComplexity int) int
+		Usage             func(childComplexity int) int
+		UsageByDay        func(childComplexity int, days *int) int
+	}
+
+	RelayKeyCreated struct {
+		RelayKey func(childComplexity int) int
+		Secret   func(childComplexity int) int
+	}
+
+	Usage struct {
+		Errors       func(childComplexity int) int
+		InputTokens  func(childComplexity int) int
+		LastUsedAt   func(childComplexity int) int
+		OutputTokens func(childComplexity int) int
+		Requests     func(childComplexity int) int
+	}
+
+	UsageDay struct {
+		Day          func(childComplexity int) int
+		Errors       func(childComplexity int) int
+		InputTokens  func(childComplexity int) int
+		OutputTokens func(childComplexity int) int
+		Requests     func(childComplexity int) int
 	}
 
 	User struct {
@@ -130,6 +174,11 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type CloudCredentialResolver interface {
+	RelayKeys(ctx context.Context, obj *models.CloudCredential) ([]*models.RelayKey, error)
+	Usage(ctx context.Context, obj *models.CloudCredential) (*models.Usage, error)
+	UsageByDay(ctx context.Context, obj *models.CloudCredential, days *int) ([]*models.UsageDay, error)
+}
 type MutationResolver interface {
 	Register(ctx context.Context, input RegisterInput) (*models.User, error)
 	Login(ctx context.Context, email string, password string) (*auth.Payload, error)
@@ -140,6 +189,8 @@ type MutationResolver interface {
 	UpdateCloudCredential(ctx context.Context, id string, input UpdateCloudCredentialInput) (*models.CloudCredential, error)
 	DeleteCloudCredential(ctx context.Context, id string) (*bool, error)
 	TestCloudCredential(ctx context.Context, id string) (*probe.Result, error)
+	CreateRelayKey(ctx context.Context, input CreateRelayKeyInput) (*RelayKeyCreated, error)
+	RevokeRelayKey(ctx context.Context, id string) (*models.RelayKey, error)
 	UpdateUser(ctx context.Context, id string, input UpdateUserInput) (*models.User, error)
 	DeleteUser(ctx context.Context, id string) (*bool, error)
 	ResetUserPassword(ctx context.Context, id string, newPassword string) (*bool, error)
@@ -149,8 +200,17 @@ type QueryResolver interface {
 	CloudProviders(ctx context.Context) ([]*models.Provider, error)
 	CloudCredentials(ctx context.Context) ([]*models.CloudCredential, error)
 	CloudCredential(ctx context.Context, id string) (*models.CloudCredential, error)
+	RelayKeys(ctx context.Context) ([]*models.RelayKey, error)
 	Users(ctx context.Context, status *models.UserStatus, first *int, after *string) (*UserConnection, error)
 	PendingUserCount(ctx context.Context) (*int, error)
+}
+type RelayKeyResolver interface {
+	Credential(ctx context.Context, obj *models.RelayKey) (*models.CloudCredential, error)
+
+	AllowedModels(ctx context.Context, obj *models.RelayKey) ([]string, error)
+
+	Usage(ctx context.Context, obj *models.RelayKey) (*models.Usage, error)
+	UsageByDay(ctx context.Context, obj *models.RelayKey, days *int) ([]*models.UsageDay, error)
 }
 type UserResolver interface {
 	ApprovedBy(ctx context.Context, obj *models.User) (*models.User, error)
@@ -265,12 +325,35 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CloudCredential.Name(childComplexity), true
+	case "CloudCredential.relayKeys":
+		if e.ComplexityRoot.CloudCredential.RelayKeys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CloudCredential.RelayKeys(childComplexity), true
 	case "CloudCredential.updatedAt":
 		if e.ComplexityRoot.CloudCredential.UpdatedAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.CloudCredential.UpdatedAt(childComplexity), true
+	case "CloudCredential.usage":
+		if e.ComplexityRoot.CloudCredential.Usage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CloudCredential.Usage(childComplexity), true
+	case "CloudCredential.usageByDay":
+		if e.ComplexityRoot.CloudCredential.UsageByDay == nil {
+			break
+		}
+
+		args, err := ec.field_CloudCredential_usageByDay_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.CloudCredential.UsageByDay(childComplexity, args["days"].(*int)), true
 
 	case "CloudProvider.apiType":
 		if e.ComplexityRoot.CloudProvider.APIType == nil {
@@ -303,6 +386,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ConnectionTestResult.Message(childComplexity), true
+	case "ConnectionTestResult.models":
+		if e.ComplexityRoot.ConnectionTestResult.Models == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectionTestResult.Models(childComplexity), true
 	case "ConnectionTestResult.ok":
 		if e.ComplexityRoot.ConnectionTestResult.OK == nil {
 			break
@@ -332,6 +421,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateCloudCredential(childComplexity, args["input"].(CreateCloudCredentialInput)), true
+	case "Mutation.createRelayKey":
+		if e.ComplexityRoot.Mutation.CreateRelayKey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createRelayKey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateRelayKey(childComplexity, args["input"].(CreateRelayKeyInput)), true
 	case "Mutation.deleteCloudCredential":
 		if e.ComplexityRoot.Mutation.DeleteCloudCredential == nil {
 			break
@@ -409,6 +509,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResetUserPassword(childComplexity, args["id"].(string), args["newPassword"].(string)), true
+	case "Mutation.revokeRelayKey":
+		if e.ComplexityRoot.Mutation.RevokeRelayKey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeRelayKey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeRelayKey(childComplexity, args["id"].(string)), true
 	case "Mutation.testCloudCredential":
 		if e.ComplexityRoot.Mutation.TestCloudCredential == nil {
 			break
@@ -492,6 +603,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.PendingUserCount(childComplexity), true
+	case "Query.relayKeys":
+		if e.ComplexityRoot.Query.RelayKeys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.RelayKeys(childComplexity), true
 	case "Query.users":
 		if e.ComplexityRoot.Query.Users == nil {
 			break
@@ -503,6 +620,153 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["status"].(*models.UserStatus), args["first"].(*int), args["after"].(*string)), true
+
+	case "RelayKey.allowedModels":
+		if e.ComplexityRoot.RelayKey.AllowedModels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.AllowedModels(childComplexity), true
+	case "RelayKey.createdAt":
+		if e.ComplexityRoot.RelayKey.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.CreatedAt(childComplexity), true
+	case "RelayKey.credential":
+		if e.ComplexityRoot.RelayKey.Credential == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.Credential(childComplexity), true
+	case "RelayKey.expiresAt":
+		if e.ComplexityRoot.RelayKey.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.ExpiresAt(childComplexity), true
+	case "RelayKey.id":
+		if e.ComplexityRoot.RelayKey.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.ID(childComplexity), true
+	case "RelayKey.name":
+		if e.ComplexityRoot.RelayKey.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.Name(childComplexity), true
+	case "RelayKey.requestsPerMinute":
+		if e.ComplexityRoot.RelayKey.RequestsPerMinute == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.RequestsPerMinute(childComplexity), true
+	case "RelayKey.revokedAt":
+		if e.ComplexityRoot.RelayKey.RevokedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.RevokedAt(childComplexity), true
+	case "RelayKey.secretHint":
+		if e.ComplexityRoot.RelayKey.SecretHint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.SecretHint(childComplexity), true
+	case "RelayKey.usage":
+		if e.ComplexityRoot.RelayKey.Usage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKey.Usage(childComplexity), true
+	case "RelayKey.usageByDay":
+		if e.ComplexityRoot.RelayKey.UsageByDay == nil {
+			break
+		}
+
+		args, err := ec.field_RelayKey_usageByDay_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.RelayKey.UsageByDay(childComplexity, args["days"].(*int)), true
+
+	case "RelayKeyCreated.relayKey":
+		if e.ComplexityRoot.RelayKeyCreated.RelayKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKeyCreated.RelayKey(childComplexity), true
+	case "RelayKeyCreated.secret":
+		if e.ComplexityRoot.RelayKeyCreated.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelayKeyCreated.Secret(childComplexity), true
+
+	case "Usage.errors":
+		if e.ComplexityRoot.Usage.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.Errors(childComplexity), true
+	case "Usage.inputTokens":
+		if e.ComplexityRoot.Usage.InputTokens == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.InputTokens(childComplexity), true
+	case "Usage.lastUsedAt":
+		if e.ComplexityRoot.Usage.LastUsedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.LastUsedAt(childComplexity), true
+	case "Usage.outputTokens":
+		if e.ComplexityRoot.Usage.OutputTokens == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.OutputTokens(childComplexity), true
+	case "Usage.requests":
+		if e.ComplexityRoot.Usage.Requests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.Requests(childComplexity), true
+
+	case "UsageDay.day":
+		if e.ComplexityRoot.UsageDay.Day == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageDay.Day(childComplexity), true
+	case "UsageDay.errors":
+		if e.ComplexityRoot.UsageDay.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageDay.Errors(childComplexity), true
+	case "UsageDay.inputTokens":
+		if e.ComplexityRoot.UsageDay.InputTokens == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageDay.InputTokens(childComplexity), true
+	case "UsageDay.outputTokens":
+		if e.ComplexityRoot.UsageDay.OutputTokens == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageDay.OutputTokens(childComplexity), true
+	case "UsageDay.requests":
+		if e.ComplexityRoot.UsageDay.Requests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageDay.Requests(childComplexity), true
 
 	case "User.approvedAt":
 		if e.ComplexityRoot.User.ApprovedAt == nil {
@@ -583,6 +847,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("CreateCloudCredentialInput", ec.unmarshalInputCreateCloudCredentialInput),
+			graphql.NewInputUnmarshaler("CreateRelayKeyInput", ec.unmarshalInputCreateRelayKeyInput),
 			graphql.NewInputUnmarshaler("RegisterInput", ec.unmarshalInputRegisterInput),
 			graphql.NewInputUnmarshaler("UpdateCloudCredentialInput", ec.unmarshalInputUpdateCloudCredentialInput),
 			graphql.NewInputUnmarshaler("UpdateUserInput", ec.unmarshalInputUpdateUserInput),
@@ -909,6 +1174,124 @@ extend type Mutation {
   testCloudCredential(id: ID!): ConnectionTestResult @auth
 }
 `, BuiltIn: false},
+	{Name: "../schema/relay.graphql", Input: `"""
+A non-negative integer up to 2^53 − 1, written as a JSON number. Used for usage counters,
+which outgrow GraphQL's 32-bit ` + "`" + `Int` + "`" + `.
+"""
+scalar Count
+
+"Usage of a credential or relay key, counted by the relay."
+type Usage {
+  "Relayed calls."
+  requests: Count!
+  "Calls the relay refused or the provider answered with an HTTP status of 400 or more."
+  errors: Count!
+  "Input (prompt) tokens the provider reported, cache reads and writes included."
+  inputTokens: Count!
+  "Output (completion) tokens the provider reported."
+  outputTokens: Count!
+  "When the last call was counted; null before the first. Up to a minute stale."
+  lastUsedAt: Time
+}
+
+"Usage on one UTC day."
+type UsageDay {
+  "The UTC day, ` + "`" + `YYYY-MM-DD` + "`" + `."
+  day: String!
+  "Relayed calls."
+  requests: Count!
+  "Calls refused or answered with a status of 400 or more."
+  errors: Count!
+  "Input tokens."
+  inputTokens: Count!
+  "Output tokens."
+  outputTokens: Count!
+}
+
+"""
+A key an application uses to call a provider through the relay (` + "`" + `/relay/v1/…` + "`" + `) with one of
+your credentials, without ever holding the provider key. Only its owner can list or revoke it.
+"""
+type RelayKey {
+  "Random identifier (a UUID)."
+  id: ID!
+  "Your name for it, 1–100 characters."
+  name: String!
+  "The credential whose provider key the relay uses for it."
+  credential: CloudCredential!
+  "Enough of the secret to recognise it: ` + "`" + `ckr_` + "`" + ` and its next 4 characters, then ` + "`" + `…` + "`" + `."
+  secretHint: String!
+  "When it was made."
+  createdAt: Time!
+  "When it stops working; null: never."
+  expiresAt: Time
+  "When it was revoked; null while it works."
+  revokedAt: Time
+  "The models it may use; null: any model."
+  allowedModels: [String!]
+  "Requests per minute it may make, counted across every server; null: no limit."
+  requestsPerMinute: Int
+  "Its usage, since it was made."
+  usage: Usage!
+  "Its usage on each of the last ` + "`" + `days` + "`" + ` UTC days (1–366), newest first, days without use included."
+  usageByDay(days: Int = 30): [UsageDay!]!
+}
+
+"A new relay key and its secret, which is shown this once and never again."
+type RelayKeyCreated {
+  "The key."
+  relayKey: RelayKey!
+  "The secret: ` + "`" + `ckr_` + "`" + ` and 43 characters. Give it to your application as its API key; store it now."
+  secret: String!
+}
+
+"A new relay key."
+input CreateRelayKeyInput {
+  "One of your credentials."
+  credentialId: ID!
+  "Your name for the key, 1–100 characters."
+  name: String!
+  "When it stops working (in the future); omit for never."
+  expiresAt: Time
+  "The model IDs it may use (1–100); omit (null) for any model. An empty list is refused."
+  allowedModels: [String!]
+  "Requests per minute it may make (1–1,000,000); omit for no limit."
+  requestsPerMinute: Int
+}
+
+extend type CloudCredential {
+  "Its live relay keys (neither revoked nor expired), newest first."
+  relayKeys: [RelayKey!]!
+  "Its usage through the relay: every relay key's, revoked ones included, and the browser path's."
+  usage: Usage!
+  "Its usage on each of the last ` + "`" + `days` + "`" + ` UTC days (1–366), newest first, days without use included."
+  usageByDay(days: Int = 30): [UsageDay!]!
+}
+
+extend type ConnectionTestResult {
+  "The model IDs the provider listed, when ` + "`" + `ok` + "`" + `; otherwise null."
+  models: [String!]
+}
+
+extend type Query {
+  "Your live relay keys, over all your credentials, newest first."
+  relayKeys: [RelayKey!] @auth
+}
+
+extend type Mutation {
+  """
+  Makes a relay key for one of your credentials and returns its secret, once. Errors: ` + "`" + `NOT_FOUND` + "`" + `
+  (not your credential), ` + "`" + `BAD_USER_INPUT` + "`" + ` (with ` + "`" + `extensions.field` + "`" + `), ` + "`" + `FORBIDDEN` + "`" + ` (the credential
+  already has as many live relay keys as allowed, 20 by default).
+  """
+  createRelayKey(input: CreateRelayKeyInput!): RelayKeyCreated @auth
+  """
+  Revokes one of your relay keys: it stops working on the next request, on every server.
+  ` + "`" + `NOT_FOUND` + "`" + ` if it does not exist or is not yours. Revoking a revoked key changes nothing.
+  """
+  revokeRelayKey(id: ID!): RelayKey @auth
+}
+`, BuiltIn: false},
 	{Name: "../schema/schema.graphql", Input: `"""
 Guards a field: the request must carry a valid access token (` + "`" + `Authorization: Bearer …` + "`" + `)
 of an approved user whose session is live, and that user must hold the required role.
@@ -1030,6 +1413,12 @@ func (ec *executionContext) childFields_CloudCredential(ctx context.Context, fie
 		return ec.fieldContext_CloudCredential_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_CloudCredential_updatedAt(ctx, field)
+	case "relayKeys":
+		return ec.fieldContext_CloudCredential_relayKeys(ctx, field)
+	case "usage":
+		return ec.fieldContext_CloudCredential_usage(ctx, field)
+	case "usageByDay":
+		return ec.fieldContext_CloudCredential_usageByDay(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CloudCredential", field.Name)
 }
@@ -1054,6 +1443,8 @@ func (ec *executionContext) childFields_ConnectionTestResult(ctx context.Context
 		return ec.fieldContext_ConnectionTestResult_httpStatus(ctx, field)
 	case "message":
 		return ec.fieldContext_ConnectionTestResult_message(ctx, field)
+	case "models":
+		return ec.fieldContext_ConnectionTestResult_models(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ConnectionTestResult", field.Name)
 }
@@ -1066,6 +1457,76 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_RelayKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_RelayKey_id(ctx, field)
+	case "name":
+		return ec.fieldContext_RelayKey_name(ctx, field)
+	case "credential":
+		return ec.fieldContext_RelayKey_credential(ctx, field)
+	case "secretHint":
+		return ec.fieldContext_RelayKey_secretHint(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_RelayKey_createdAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_RelayKey_expiresAt(ctx, field)
+	case "revokedAt":
+		return ec.fieldContext_RelayKey_revokedAt(ctx, field)
+	case "allowedModels":
+		return ec.fieldContext_RelayKey_allowedModels(ctx, field)
+	case "requestsPerMinute":
+		return ec.fieldContext_RelayKey_requestsPerMinute(ctx, field)
+	case "usage":
+		return ec.fieldContext_RelayKey_usage(ctx, field)
+	case "usageByDay":
+		return ec.fieldContext_RelayKey_usageByDay(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RelayKey", field.Name)
+}
+
+func (ec *executionContext) childFields_RelayKeyCreated(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "relayKey":
+		return ec.fieldContext_RelayKeyCreated_relayKey(ctx, field)
+	case "secret":
+		return ec.fieldContext_RelayKeyCreated_secret(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RelayKeyCreated", field.Name)
+}
+
+func (ec *executionContext) childFields_Usage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "requests":
+		return ec.fieldContext_Usage_requests(ctx, field)
+	case "errors":
+		return ec.fieldContext_Usage_errors(ctx, field)
+	case "inputTokens":
+		return ec.fieldContext_Usage_inputTokens(ctx, field)
+	case "outputTokens":
+		return ec.fieldContext_Usage_outputTokens(ctx, field)
+	case "lastUsedAt":
+		return ec.fieldContext_Usage_lastUsedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Usage", field.Name)
+}
+
+func (ec *executionContext) childFields_UsageDay(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "day":
+		return ec.fieldContext_UsageDay_day(ctx, field)
+	case "requests":
+		return ec.fieldContext_UsageDay_requests(ctx, field)
+	case "errors":
+		return ec.fieldContext_UsageDay_errors(ctx, field)
+	case "inputTokens":
+		return ec.fieldContext_UsageDay_inputTokens(ctx, field)
+	case "outputTokens":
+		return ec.fieldContext_UsageDay_outputTokens(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UsageDay", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1238,6 +1699,20 @@ func (ec *executionContext) dir_auth_args(ctx context.Context, rawArgs map[strin
 	return args, nil
 }
 
+func (ec *executionContext) field_CloudCredential_usageByDay_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "days",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["days"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_changePassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1266,6 +1741,20 @@ func (ec *executionContext) field_Mutation_createCloudCredential_args(ctx contex
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (CreateCloudCredentialInput, error) {
 			return ec.unmarshalNCreateCloudCredentialInput2cloudkeysᚋgraphᚐCreateCloudCredentialInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createRelayKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (CreateRelayKeyInput, error) {
+			return ec.unmarshalNCreateRelayKeyInput2cloudkeysᚋgraphᚐCreateRelayKeyInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1396,6 +1885,20 @@ func (ec *executionContext) field_Mutation_resetUserPassword_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_revokeRelayKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_testCloudCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1509,6 +2012,20 @@ func (ec *executionContext) field_Query_users_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_RelayKey_usageByDay_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "days",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["days"] = arg0
 	return args, nil
 }
 
@@ -1963,6 +2480,114 @@ func (ec *executionContext) fieldContext_CloudCredential_updatedAt(_ context.Con
 	return graphql.NewScalarFieldContext("CloudCredential", field, false, false, "Time")
 }
 
+func (ec *executionContext) _CloudCredential_relayKeys(ctx context.Context, field graphql.CollectedField, obj *models.CloudCredential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CloudCredential_relayKeys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CloudCredential().RelayKeys(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.RelayKey) graphql.Marshaler {
+			return ec.marshalNRelayKey2ᚕᚖcloudkeysᚋmodelsᚐRelayKeyᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CloudCredential_relayKeys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CloudCredential",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RelayKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CloudCredential_usage(ctx context.Context, field graphql.CollectedField, obj *models.CloudCredential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CloudCredential_usage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CloudCredential().Usage(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Usage) graphql.Marshaler {
+			return ec.marshalNUsage2ᚖcloudkeysᚋmodelsᚐUsage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CloudCredential_usage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CloudCredential",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Usage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CloudCredential_usageByDay(ctx context.Context, field graphql.CollectedField, obj *models.CloudCredential) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CloudCredential_usageByDay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.CloudCredential().UsageByDay(ctx, obj, fc.Args["days"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.UsageDay) graphql.Marshaler {
+			return ec.marshalNUsageDay2ᚕᚖcloudkeysᚋmodelsᚐUsageDayᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CloudCredential_usageByDay(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CloudCredential",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UsageDay(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_CloudCredential_usageByDay_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CloudProvider_backendType(ctx context.Context, field graphql.CollectedField, obj *models.Provider) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2098,6 +2723,29 @@ func (ec *executionContext) _ConnectionTestResult_message(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_ConnectionTestResult_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConnectionTestResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConnectionTestResult_models(ctx context.Context, field graphql.CollectedField, obj *probe.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConnectionTestResult_models(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Models, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ConnectionTestResult_models(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ConnectionTestResult", field, false, false, "String")
 }
 
@@ -2605,6 +3253,130 @@ func (ec *executionContext) fieldContext_Mutation_testCloudCredential(ctx contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createRelayKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createRelayKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateRelayKey(ctx, fc.Args["input"].(CreateRelayKeyInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖcloudkeysᚋmodelsᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *RelayKeyCreated
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *RelayKeyCreated
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *RelayKeyCreated) graphql.Marshaler {
+			return ec.marshalORelayKeyCreated2ᚖcloudkeysᚋgraphᚐRelayKeyCreated(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createRelayKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RelayKeyCreated(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createRelayKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeRelayKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokeRelayKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeRelayKey(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖcloudkeysᚋmodelsᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *models.RelayKey
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *models.RelayKey
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *models.RelayKey) graphql.Marshaler {
+			return ec.marshalORelayKey2ᚖcloudkeysᚋmodelsᚐRelayKey(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokeRelayKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RelayKey(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeRelayKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_updateUser(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3031,6 +3803,56 @@ func (ec *executionContext) fieldContext_Query_cloudCredential(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_relayKeys(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_relayKeys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().RelayKeys(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖcloudkeysᚋmodelsᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal []*models.RelayKey
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal []*models.RelayKey
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.RelayKey) graphql.Marshaler {
+			return ec.marshalORelayKey2ᚕᚖcloudkeysᚋmodelsᚐRelayKeyᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_relayKeys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RelayKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_users(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3208,6 +4030,583 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RelayKey_id(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelayKey", field, false, false, "ID")
+}
+
+func (ec *executionContext) _RelayKey_name(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelayKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _RelayKey_credential(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_credential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RelayKey().Credential(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.CloudCredential) graphql.Marshaler {
+			return ec.marshalNCloudCredential2ᚖcloudkeysᚋmodelsᚐCloudCredential(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_credential(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RelayKey",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CloudCredential(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RelayKey_secretHint(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_secretHint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SecretHint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_secretHint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelayKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _RelayKey_createdAt(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelayKey", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RelayKey_expiresAt(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelayKey", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RelayKey_revokedAt(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_revokedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RevokedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_revokedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelayKey", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RelayKey_allowedModels(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_allowedModels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RelayKey().AllowedModels(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_allowedModels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelayKey", field, true, true, "String")
+}
+
+func (ec *executionContext) _RelayKey_requestsPerMinute(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_requestsPerMinute(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestsPerMinute, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_requestsPerMinute(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelayKey", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RelayKey_usage(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_usage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RelayKey().Usage(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Usage) graphql.Marshaler {
+			return ec.marshalNUsage2ᚖcloudkeysᚋmodelsᚐUsage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_usage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RelayKey",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Usage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RelayKey_usageByDay(ctx context.Context, field graphql.CollectedField, obj *models.RelayKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKey_usageByDay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.RelayKey().UsageByDay(ctx, obj, fc.Args["days"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.UsageDay) graphql.Marshaler {
+			return ec.marshalNUsageDay2ᚕᚖcloudkeysᚋmodelsᚐUsageDayᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKey_usageByDay(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RelayKey",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UsageDay(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_RelayKey_usageByDay_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RelayKeyCreated_relayKey(ctx context.Context, field graphql.CollectedField, obj *RelayKeyCreated) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKeyCreated_relayKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RelayKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.RelayKey) graphql.Marshaler {
+			return ec.marshalNRelayKey2ᚖcloudkeysᚋmodelsᚐRelayKey(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKeyCreated_relayKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RelayKeyCreated",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RelayKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RelayKeyCreated_secret(ctx context.Context, field graphql.CollectedField, obj *RelayKeyCreated) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelayKeyCreated_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelayKeyCreated_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelayKeyCreated", field, false, false, "String")
+}
+
+func (ec *executionContext) _Usage_requests(ctx context.Context, field graphql.CollectedField, obj *models.Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_requests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Requests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNCount2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_requests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, "Count")
+}
+
+func (ec *executionContext) _Usage_errors(ctx context.Context, field graphql.CollectedField, obj *models.Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNCount2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, "Count")
+}
+
+func (ec *executionContext) _Usage_inputTokens(ctx context.Context, field graphql.CollectedField, obj *models.Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_inputTokens(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InputTokens, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNCount2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_inputTokens(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, "Count")
+}
+
+func (ec *executionContext) _Usage_outputTokens(ctx context.Context, field graphql.CollectedField, obj *models.Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_outputTokens(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OutputTokens, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNCount2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_outputTokens(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, "Count")
+}
+
+func (ec *executionContext) _Usage_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *models.Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Usage_lastUsedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastUsedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Usage_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Usage", field, false, false, "Time")
+}
+
+func (ec *executionContext) _UsageDay_day(ctx context.Context, field graphql.CollectedField, obj *models.UsageDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageDay_day(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Day, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageDay_day(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageDay", field, false, false, "String")
+}
+
+func (ec *executionContext) _UsageDay_requests(ctx context.Context, field graphql.CollectedField, obj *models.UsageDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageDay_requests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Requests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNCount2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageDay_requests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageDay", field, false, false, "Count")
+}
+
+func (ec *executionContext) _UsageDay_errors(ctx context.Context, field graphql.CollectedField, obj *models.UsageDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageDay_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNCount2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageDay_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageDay", field, false, false, "Count")
+}
+
+func (ec *executionContext) _UsageDay_inputTokens(ctx context.Context, field graphql.CollectedField, obj *models.UsageDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageDay_inputTokens(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InputTokens, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNCount2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageDay_inputTokens(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageDay", field, false, false, "Count")
+}
+
+func (ec *executionContext) _UsageDay_outputTokens(ctx context.Context, field graphql.CollectedField, obj *models.UsageDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageDay_outputTokens(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OutputTokens, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNCount2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageDay_outputTokens(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageDay", field, false, false, "Count")
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *models.User) (ret graphql.Marshaler) {
@@ -4642,6 +6041,76 @@ func UnmarshalCreateCloudCredentialInput(ctx context.Context, raw any) (CreateCl
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCreateRelayKeyInput(ctx context.Context, obj any) (CreateRelayKeyInput, error) {
+	var it CreateRelayKeyInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"credentialId", "name", "expiresAt", "allowedModels", "requestsPerMinute"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "credentialId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "expiresAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAt = data
+		case "allowedModels":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("allowedModels"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AllowedModels = data
+		case "requestsPerMinute":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requestsPerMinute"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequestsPerMinute = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateRelayKeyInput unmarshals raw into the CreateRelayKeyInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateRelayKeyInput(ctx context.Context, raw any) (CreateRelayKeyInput, error) {
+	var out CreateRelayKeyInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateRelayKeyInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj any) (RegisterInput, error) {
 	var it RegisterInput
 	if obj == nil {
@@ -4897,53 +6366,71 @@ func (ec *executionContext) _CloudCredential(ctx context.Context, sel ast.Select
 		case "id":
 			out.Values[i] = ec._CloudCredential_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._CloudCredential_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "backendType":
 			out.Values[i] = ec._CloudCredential_backendType(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "apiType":
 			out.Values[i] = ec._CloudCredential_apiType(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "baseUrl":
 			out.Values[i] = ec._CloudCredential_baseUrl(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "apiKeyHint":
 			out.Values[i] = ec._CloudCredential_apiKeyHint(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "keyStatus":
 			out.Values[i] = ec._CloudCredential_keyStatus(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "keyStatusMessage":
 			out.Values[i] = ec._CloudCredential_keyStatusMessage(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._CloudCredential_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._CloudCredential_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "relayKeys":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CloudCredential_relayKeys(ctx, field, obj)
+				})
+		case "usage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CloudCredential_usage(ctx, field, obj)
+				})
+		case "usageByDay":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CloudCredential_usageByDay(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5028,6 +6515,11 @@ func (ec *executionContext) _ConnectionTestResult(ctx context.Context, sel ast.S
 		case "message":
 			out.Values[i] = ec._ConnectionTestResult_message(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "models":
+			out.Values[i] = ec._ConnectionTestResult_models(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -5125,6 +6617,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "testCloudCredential":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_testCloudCredential(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createRelayKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createRelayKey(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "revokeRelayKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeRelayKey(ctx, field)
 			})
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
@@ -5248,6 +6754,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_cloudCredential(ctx, field)
 				})
+		case "relayKeys":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_relayKeys(ctx, field)
+				})
 		case "users":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -5273,6 +6785,237 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var relayKeyImplementors = []string{"RelayKey"}
+
+func (ec *executionContext) _RelayKey(ctx context.Context, sel ast.SelectionSet, obj *models.RelayKey) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, relayKeyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RelayKey")
+		case "id":
+			out.Values[i] = ec._RelayKey_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._RelayKey_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "credential":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RelayKey_credential(ctx, field, obj)
+				})
+		case "secretHint":
+			out.Values[i] = ec._RelayKey_secretHint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._RelayKey_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expiresAt":
+			out.Values[i] = ec._RelayKey_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "revokedAt":
+			out.Values[i] = ec._RelayKey_revokedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "allowedModels":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RelayKey_allowedModels(ctx, field, obj)
+				})
+		case "requestsPerMinute":
+			out.Values[i] = ec._RelayKey_requestsPerMinute(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "usage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RelayKey_usage(ctx, field, obj)
+				})
+		case "usageByDay":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RelayKey_usageByDay(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var relayKeyCreatedImplementors = []string{"RelayKeyCreated"}
+
+func (ec *executionContext) _RelayKeyCreated(ctx context.Context, sel ast.SelectionSet, obj *RelayKeyCreated) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, relayKeyCreatedImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RelayKeyCreated")
+		case "relayKey":
+			out.Values[i] = ec._RelayKeyCreated_relayKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._RelayKeyCreated_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var usageImplementors = []string{"Usage"}
+
+func (ec *executionContext) _Usage(ctx context.Context, sel ast.SelectionSet, obj *models.Usage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Usage")
+		case "requests":
+			out.Values[i] = ec._Usage_requests(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._Usage_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inputTokens":
+			out.Values[i] = ec._Usage_inputTokens(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "outputTokens":
+			out.Values[i] = ec._Usage_outputTokens(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastUsedAt":
+			out.Values[i] = ec._Usage_lastUsedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var usageDayImplementors = []string{"UsageDay"}
+
+func (ec *executionContext) _UsageDay(ctx context.Context, sel ast.SelectionSet, obj *models.UsageDay) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageDayImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageDay")
+		case "day":
+			out.Values[i] = ec._UsageDay_day(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requests":
+			out.Values[i] = ec._UsageDay_requests(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._UsageDay_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inputTokens":
+			out.Values[i] = ec._UsageDay_inputTokens(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "outputTokens":
+			out.Values[i] = ec._UsageDay_outputTokens(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -5905,8 +7648,27 @@ func (ec *executionContext) marshalNCloudProvider2ᚖcloudkeysᚋmodelsᚐProvid
 	return ec._CloudProvider(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNCount2int64(ctx context.Context, v any) (int64, error) {
+	res, err := scalar.UnmarshalCount(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCount2int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalCount(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Count!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNCreateCloudCredentialInput2cloudkeysᚋgraphᚐCreateCloudCredentialInput(ctx context.Context, v any) (CreateCloudCredentialInput, error) {
 	res, err := ec.unmarshalInputCreateCloudCredentialInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNCreateRelayKeyInput2cloudkeysᚋgraphᚐCreateRelayKeyInput(ctx context.Context, v any) (CreateRelayKeyInput, error) {
+	res, err := ec.unmarshalInputCreateRelayKeyInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -5963,6 +7725,30 @@ func (ec *executionContext) unmarshalNRegisterInput2cloudkeysᚋgraphᚐRegister
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNRelayKey2ᚕᚖcloudkeysᚋmodelsᚐRelayKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*models.RelayKey) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRelayKey2ᚖcloudkeysᚋmodelsᚐRelayKey(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRelayKey2ᚖcloudkeysᚋmodelsᚐRelayKey(ctx context.Context, sel ast.SelectionSet, v *models.RelayKey) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RelayKey!")
+		return graphql.Null
+	}
+	return ec._RelayKey(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -5999,6 +7785,38 @@ func (ec *executionContext) unmarshalNUpdateCloudCredentialInput2cloudkeysᚋgra
 func (ec *executionContext) unmarshalNUpdateUserInput2cloudkeysᚋgraphᚐUpdateUserInput(ctx context.Context, v any) (UpdateUserInput, error) {
 	res, err := ec.unmarshalInputUpdateUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUsage2ᚖcloudkeysᚋmodelsᚐUsage(ctx context.Context, sel ast.SelectionSet, v *models.Usage) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Usage!")
+		return graphql.Null
+	}
+	return ec._Usage(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUsageDay2ᚕᚖcloudkeysᚋmodelsᚐUsageDayᚄ(ctx context.Context, sel ast.SelectionSet, v []*models.UsageDay) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUsageDay2ᚖcloudkeysᚋmodelsᚐUsageDay(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUsageDay2ᚖcloudkeysᚋmodelsᚐUsageDay(ctx context.Context, sel ast.SelectionSet, v *models.UsageDay) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UsageDay!")
+		return graphql.Null
+	}
+	return ec._UsageDay(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNUser2ᚖcloudkeysᚋmodelsᚐUser(ctx context.Context, sel ast.SelectionSet, v *models.User) graphql.Marshaler {
@@ -6365,6 +8183,39 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) marshalORelayKey2ᚕᚖcloudkeysᚋmodelsᚐRelayKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*models.RelayKey) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRelayKey2ᚖcloudkeysᚋmodelsᚐRelayKey(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalORelayKey2ᚖcloudkeysᚋmodelsᚐRelayKey(ctx context.Context, sel ast.SelectionSet, v *models.RelayKey) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RelayKey(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalORelayKeyCreated2ᚖcloudkeysᚋgraphᚐRelayKeyCreated(ctx context.Context, sel ast.SelectionSet, v *RelayKeyCreated) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RelayKeyCreated(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalORole2ᚖcloudkeysᚋmodelsᚐRole(ctx context.Context, v any) (*models.Role, error) {
 	if v == nil {
 		return nil, nil
@@ -6394,6 +8245,41 @@ var (
 		models.RoleAdmin: "ADMIN",
 	}
 )
+
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {
 	if v == nil {

@@ -4,6 +4,7 @@ package graph
 
 import (
 	"cloudkeys/models"
+	"time"
 )
 
 // A new credential.
@@ -18,6 +19,20 @@ type CreateCloudCredentialInput struct {
 	APIType *models.APIType `json:"apiType,omitempty"`
 	// An absolute http(s) URL without credentials or fragment; defaults from `backendType`, required for `*_COMPATIBLE`.
 	BaseURL *string `json:"baseUrl,omitempty"`
+}
+
+// A new relay key.
+type CreateRelayKeyInput struct {
+	// One of your credentials.
+	CredentialID string `json:"credentialId"`
+	// Your name for the key, 1–100 characters.
+	Name string `json:"name"`
+	// When it stops working (in the future); omit for never.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// The model IDs it may use (1–100); omit (null) for any model. An empty list is refused.
+	AllowedModels []string `json:"allowedModels,omitempty"`
+	// Requests per minute it may make (1–1,000,000); omit for no limit.
+	RequestsPerMinute *int `json:"requestsPerMinute,omitempty"`
 }
 
 type Mutation struct {
@@ -40,6 +55,14 @@ type RegisterInput struct {
 	Email string `json:"email"`
 	// Between 8 and 128 characters.
 	Password string `json:"password"`
+}
+
+// A new relay key and its secret, which is shown this once and never again.
+type RelayKeyCreated struct {
+	// The key.
+	RelayKey *models.RelayKey `json:"relayKey"`
+	// The secret: `ckr_` and 43 characters. Give it to your application as its API key; store it now.
+	Secret string `json:"secret"`
 }
 
 // Changes to a credential; omitted fields stay as they are.

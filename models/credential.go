@@ -299,7 +299,7 @@ func translateWriteError(err error, name string) error {
 
 // build validates a new credential and fills in its defaults.
 func (in NewCredential) build(ownerID string) (*CloudCredential, error) {
-	name, err := validName(in.Name)
+	name, err := validName(fieldName, in.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +328,7 @@ func (in NewCredential) build(ownerID string) (*CloudCredential, error) {
 func (in CredentialUpdate) apply(c *CloudCredential) ([]string, error) {
 	var cols []string
 	if in.Name != nil {
-		name, err := validName(*in.Name)
+		name, err := validName(fieldName, *in.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -389,17 +389,22 @@ func providerOf(b BackendType) (Provider, error) {
 	return p, nil
 }
 
-// validName trims surrounding white space and checks the rest: 1 to 100
-// characters, none of them a control character.
-func validName(s string) (string, error) {
+// validName trims surrounding white space and checks the rest (of a
+// credential's or a relay key's name, the input field): 1 to 100
+// characters, none of them a control character or an invisible one
+// (format characters: zero-width spaces, bidirectional overrides such as
+// U+202E, which make a name read as another).
+func validName(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	switch n := utf8.RuneCountInString(s); {
 	case n == 0:
-		return "", apperr.Invalidf(fieldName, "name is required")
+		return "", apperr.Invalidf(field, "name is required")
 	case n > maxNameLen:
-		return "", apperr.Invalidf(fieldName, "name must be at most %d characters", maxNameLen)
+		return "", apperr.Invalidf(field, "name must be at most %d characters", maxNameLen)
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		return "", apperr.Invalidf(fieldName, "name must not contain control characters such as line breaks or tabs")
+		return "", apperr.Invalidf(field, "name must not contain control characters such as line breaks or tabs")
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0:
+		return "", apperr.Invalidf(field, "name must not contain invisible characters such as zero-width spaces or bidirectional overrides")
 	}
 	return s, nil
 }

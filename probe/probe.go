@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +66,9 @@ const AnthropicVersion = "2023-06-01"
 const (
 	// DefaultTimeout bounds a whole call: DNS, connect, TLS, headers, body.
 	DefaultTimeout = 10 * time.Second
-	// DefaultMaxBody is how much of a response body is read at most.
+	// DefaultMaxBody is how much of a response body is read at most. A
+	// model list longer than that is not listed (Result.Models is nil);
+	// OpenAI's and Anthropic's are well under it.
 	DefaultMaxBody = 64 << 10
 )
 
@@ -148,6 +151,10 @@ type Result struct {
 	// Message says what happened and what to check, in one or two
 	// sentences. It never contains the key or any text from the provider.
 	Message string
+	// Models are the model IDs the provider listed, when OK and the answer
+	// is a model list ({"data": [{"id": …}, …]}, both protocols); nil
+	// otherwise.
+	Models []string
 }
 
 // errTimedOut is the cause attached to the Client's own deadline, telling
@@ -194,7 +201,7 @@ func (c *Client) Test(ctx context.Context, p Protocol, baseURL, apiKey string) R
 	if err != nil {
 		return Result{Message: c.failure(ctx, callCtx, err)}
 	}
-	first, readErr := drain(resp.Body, c.maxBody)
+	body, first, readErr := drain(resp.Body, c.maxBody)
 	resp.Body.Close()
 
 	status := resp.StatusCode
@@ -203,7 +210,7 @@ func (c *Client) Test(ctx context.Context, p Protocol, baseURL, apiKey string) R
 	case status >= 200 && status <= 299:
 		switch {
 		case first == '{' || first == '[':
-			r.OK, r.Message = true, msgConnected
+			r.OK, r.Message, r.Models = true, msgConnected, modelIDs(body)
 		case first == 0 && readErr != nil:
 			// Headers arrived but the body never did.
 			r.Message = c.failure(ctx, callCtx, readErr)
@@ -397,27 +404,38 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
-// drain reads at most limit bytes of r and reports the first byte that is
-// not JSON whitespace (0 if none). Reading stops at limit: the rest is
-// discarded when the body is closed, which also drops the connection.
-func drain(r io.Reader, limit int64) (first byte, err error) {
-	lr := io.LimitReader(r, limit)
-	buf := make([]byte, 4<<10)
-	for {
-		n, err := lr.Read(buf)
-		if first == 0 {
-			for _, b := range buf[:n] {
-				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
-					first = b
-					break
-				}
-			}
-		}
-		if err == io.EOF {
-			return first, nil
-		}
-		if err != nil {
-			return first, err
+// drain reads at most limit bytes of r and returns them with the first
+// byte that is not JSON whitespace (0 if none). Reading stops at limit: the
+// rest is discarded when the body is closed, which also drops the
+// connection.
+func drain(r io.Reader, limit int64) (body []byte, first byte, err error) {
+	body, err = io.ReadAll(io.LimitReader(r, limit))
+	for _, b := range body {
+		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+			first = b
+			break
 		}
 	}
+	return body, first, err
+}
+
+// modelIDs returns the IDs of a model list, OpenAI's and Anthropic's
+// shape alike ({"data": [{"id": …}, …]}), or nil when body is not one (or
+// was cut at the body limit).
+func modelIDs(body []byte) []string {
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &list) != nil || list.Data == nil {
+		return nil
+	}
+	ids := make([]string, 0, len(list.Data))
+	for _, m := range list.Data {
+		if m.ID != "" {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
 }

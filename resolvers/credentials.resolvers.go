@@ -83,3 +83,10 @@ func (r *queryResolver) CloudCredential(ctx context.Context, id string) (*models
 	}
 	return models.CredentialByID(ctx, r.DB, c.User.ID, id)
 }
+
+// CloudCredential returns graph.CloudCredentialResolver implementation.
+func (r *Resolver) CloudCredential() graph.CloudCredentialResolver {
+	return &cloudCredentialResolver{r}
+}
+
+type cloudCredentialResolver struct{ *Resolver }

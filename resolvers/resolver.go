@@ -8,10 +8,12 @@ package resolvers
 
 import (
 	"context"
+	"time"
 
 	"gorm.io/gorm"
 
 	"cloudkeys/auth"
+	"cloudkeys/models"
 	"cloudkeys/probe"
 )
 
@@ -23,6 +25,25 @@ type Resolver struct {
 	Probe *probe.Client
 	// MaxCredentials is how many cloud credentials one account may store.
 	MaxCredentials int
+	// MaxRelayKeys is how many live relay keys one credential may have.
+	MaxRelayKeys int
+	// Now is the clock of relay keys and usage days; nil: the system clock.
+	Now func() time.Time
+}
+
+func (r *Resolver) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC().Truncate(time.Microsecond)
+	}
+	return models.Now()
+}
+
+// daysOr30 is usageByDay's days argument with its default.
+func daysOr30(days *int) int {
+	if days == nil {
+		return 30
+	}
+	return *days
 }
 
 // caller is the one way a resolver learns who acts: the signed-in caller of

@@ -28,7 +28,13 @@ const (
 // server load and decrypt, aliases included. A page of 100 users with every
 // field (about 1,500) or a full list of 100 credentials with every field
 // (1,001) fits the default limit; two of either do not.
-func complexity(maxCredentials int) graph.ComplexityRoot {
+//
+// Relay keys: a credential's list is bounded by maxRelayKeys (live keys per
+// credential) and priced at it; Query.relayKeys, over every credential, is
+// priced the same (the bound would be maxCredentials × maxRelayKeys, which
+// no selection could afford: listing keys decrypts nothing). usageByDay
+// costs its days (1–366) times what each day selects.
+func complexity(maxCredentials, maxRelayKeys int) graph.ComplexityRoot {
 	var c graph.ComplexityRoot
 	c.Mutation.Register = func(child int, _ graph.RegisterInput) int { return expensiveCost + child }
 	c.Mutation.Login = func(child int, _, _ string) int { return expensiveCost + child }
@@ -37,6 +43,18 @@ func complexity(maxCredentials int) graph.ComplexityRoot {
 	c.Mutation.ResetUserPassword = func(child int, _, _ string) int { return expensiveCost + child }
 	c.Mutation.TestCloudCredential = func(child int, _ string) int { return expensiveCost + child }
 	c.Query.CloudCredentials = func(child int) int { return credentialListCost(maxCredentials, child) }
+	c.Query.RelayKeys = func(child int) int { return 1 + maxRelayKeys*child }
+	c.CloudCredential.RelayKeys = func(child int) int { return 1 + maxRelayKeys*child }
+	usageDays := func(child int, days *int) int {
+		n := 30
+		if days != nil {
+			n = min(max(*days, 1), models.MaxUsageDays)
+		}
+		return 1 + n*child
+	}
+	c.CloudCredential.UsageByDay = usageDays
+	c.RelayKey.UsageByDay = usageDays
+	c.Mutation.CreateRelayKey = func(child int, _ graph.CreateRelayKeyInput) int { return 10 + child }
 	c.Query.Users = func(child int, _ *models.UserStatus, first *int, _ *string) int {
 		n := defaultPage
 		if first != nil {
@@ -50,12 +68,14 @@ func complexity(maxCredentials int) graph.ComplexityRoot {
 func credentialListCost(maxCredentials, child int) int { return 1 + maxCredentials*child }
 
 // FullCredentialListCost is the cost of a cloudCredentials list that
-// selects every field of CloudCredential (each a scalar or an enum: cost 1)
-// at the cap of maxCredentials rows.
+// selects every scalar and enum field of CloudCredential (cost 1 each; the
+// relay keys and usage are objects a listing need not select) at the cap of
+// maxCredentials rows.
 func FullCredentialListCost(maxCredentials int) int {
+	schema := graph.NewExecutableSchema(graph.Config{}).Schema()
 	fields := 0
-	for _, f := range graph.NewExecutableSchema(graph.Config{}).Schema().Types["CloudCredential"].Fields {
-		if !strings.HasPrefix(f.Name, "__") {
+	for _, f := range schema.Types["CloudCredential"].Fields {
+		if t := schema.Types[f.Type.Name()]; !strings.HasPrefix(f.Name, "__") && t != nil && (t.Kind == "SCALAR" || t.Kind == "ENUM") {
 			fields++
 		}
 	}

@@ -18,11 +18,11 @@ func newGraphQLHandler(d Deps) *handler.Server {
 	cfg := d.Config
 	es := graph.NewExecutableSchema(graph.Config{
 		Resolvers: &resolvers.Resolver{DB: d.DB, Auth: d.Auth, Probe: d.Probe,
-			MaxCredentials: cfg.MaxCredentialsPerUser},
+			MaxCredentials: cfg.MaxCredentialsPerUser, MaxRelayKeys: cfg.RelayMaxKeysPerCredential, Now: cfg.Now},
 		Directives: graph.DirectiveRoot{
 			Auth: d.Auth.Directive,
 		},
-		Complexity: complexity(cfg.MaxCredentialsPerUser),
+		Complexity: complexity(cfg.MaxCredentialsPerUser, cfg.RelayMaxKeysPerCredential),
 	})
 	return graphQLServer(es, cfg, d.Log)
 }

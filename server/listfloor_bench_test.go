@@ -67,7 +67,7 @@ func BenchmarkGraphQLLayer(b *testing.B) {
 		Directives: graph.DirectiveRoot{
 			Auth: func(ctx context.Context, _ any, next graphql.Resolver, _ *models.Role) (any, error) { return next(ctx) },
 		},
-		Complexity: complexity(cfg.MaxCredentialsPerUser),
+		Complexity: complexity(cfg.MaxCredentialsPerUser, cfg.RelayMaxKeysPerCredential),
 	})
 	h := graphQLServer(es, cfg, slog.New(slog.DiscardHandler))
 	for _, q := range []struct{ name, query string }{

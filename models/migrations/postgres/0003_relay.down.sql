@@ -1,0 +1,3 @@
+DROP TABLE relay_usage;
+DROP TABLE relay_rate;
+DROP TABLE relay_keys;
