@@ -34,11 +34,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := &http.Server{
 		Handler:           a.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute, // bodies are at most CLOUDKEYS_MAX_BODY_BYTES
-		WriteTimeout:      writeTimeout(cfg.RequestTimeout),
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          nil,
+		// No connection-wide read or write timeout: a relayed stream may
+		// last CLOUDKEYS_RELAY_MAX_DURATION. Each route sets its own
+		// deadlines (server.withDeadlines, relay.Gateway).
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       nil,
 	}
 	base := "http://" + ln.Addr().String()
 	log.Info("cloudkeys is listening", "addr", ln.Addr().String(), "env", cfg.Env,
@@ -62,15 +63,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// writeTimeout leaves a request its whole deadline and then some to write
-// its answer; no deadline (0) means no write timeout either.
-func writeTimeout(request time.Duration) time.Duration {
-	if request <= 0 {
-		return 0
-	}
-	return request + 10*time.Second
 }
 
 func playgroundURL(cfg *config.Config, base string) string {

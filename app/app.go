@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -21,6 +22,7 @@ import (
 	"cloudkeys/keyring"
 	"cloudkeys/models"
 	"cloudkeys/probe"
+	"cloudkeys/relay"
 	"cloudkeys/server"
 )
 
@@ -36,6 +38,10 @@ type App struct {
 	DB        *gorm.DB
 	Auth      *auth.Service
 	Probe     *probe.Client
+	// Meter counts relayed calls and writes them in batches; Forwarder
+	// holds the relay's upstream connections.
+	Meter     *relay.Meter
+	Forwarder *relay.Forwarder
 	Handler   http.Handler
 }
 
@@ -78,12 +84,27 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Now:      cfg.Now,
 	}, log)
 	a.Probe = probe.New(probe.Options{AllowPrivate: cfg.AllowPrivateBaseURLs, Timeout: cfg.ProbeTimeout})
-	a.Handler = server.NewServer(server.Deps{Config: cfg, Log: log, DB: db, Auth: a.Auth, Probe: a.Probe})
+	a.Forwarder = relay.New(relay.Options{Dial: a.Probe.DialContext, MaxBodyBytes: cfg.RelayMaxBodyBytes,
+		HeaderTimeout: cfg.RelayHeaderTimeout, MaxDuration: cfg.RelayMaxDuration})
+	a.Meter = relay.NewMeter(db, cfg.RelayUsageFlush, log, cfg.Now)
+	gateway := &relay.Gateway{DB: db, Auth: a.Auth, Forwarder: a.Forwarder, Meter: a.Meter, Log: log,
+		Now: cfg.Now, BodyReadTimeout: time.Minute}
+	a.Handler = server.NewServer(server.Deps{Config: cfg, Log: log, DB: db, Auth: a.Auth, Probe: a.Probe,
+		Relay: gateway.Handler()})
 	return a, nil
 }
 
-// Close releases what Open opened.
-func (a *App) Close() error { return models.Close(a.DB) }
+// Close writes the relay's pending usage and releases what Open opened.
+func (a *App) Close() error {
+	var err error
+	if a.Meter != nil {
+		err = a.Meter.Close()
+	}
+	if a.Forwarder != nil {
+		a.Forwarder.Close()
+	}
+	return errors.Join(err, models.Close(a.DB))
+}
 
 // checkStoredKeys refuses to serve when stored credentials use kids the
 // key set lacks (a wrong or truncated key file), naming them, unless

@@ -145,11 +145,79 @@ func (e *refusedError) Error() string {
 	return fmt.Sprintf("probe: SSRF guard refused to connect to %s: %s", e.addr, e.class.phrase)
 }
 
+// Guard is the SSRF guard of every outbound call cloudkeys makes to a
+// base URL: the connection test's (Client) and the relay's. It refuses
+// loopback, private, link-local, unique-local, CGNAT and other non-public
+// addresses unless private targets are allowed, and cloud metadata,
+// multicast and broadcast addresses always. The check runs at dial time on
+// the exact address about to be connected, after name resolution, so a
+// name that resolves to a refused address (or resolves differently on a
+// second lookup) cannot slip past. A Client's methods (check, control,
+// dialContext) are this Guard's, seen through the Client's own fields.
+//
+// A Guard is safe for concurrent use.
+type Guard struct {
+	allowPrivate bool
+	dialer       *net.Dialer
+	// beforeConnect, when set, runs after the guard has passed an address
+	// that is about to be connected; it can only refuse more.
+	beforeConnect func(netip.AddrPort) error
+}
+
+// NewGuard returns a guard; allowPrivate is
+// CLOUDKEYS_ALLOW_PRIVATE_BASE_URLS (it never lifts the refusal of cloud
+// metadata, multicast or broadcast addresses).
+func NewGuard(allowPrivate bool) *Guard {
+	g := &Guard{allowPrivate: allowPrivate}
+	g.dialer = &net.Dialer{Control: g.control}
+	return g
+}
+
+// DialContext connects to addr as net.Dialer.DialContext does, through the
+// guard: an http.Transport's DialContext. A refusal is an error for which
+// IsRefused is true; nothing is sent to a refused address.
+func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return g.dialContext(ctx, network, addr)
+}
+
+// SetBeforeConnect installs f to run after the guard has passed an address
+// that is about to be connected, before connect(2). It can only refuse
+// more, never let through what the guard refuses. Production leaves it
+// unset; tests install a loopback-only safety net with it, so that no test
+// ever connects beyond this machine whatever the code under test does. Set
+// it before the first dial.
+func (g *Guard) SetBeforeConnect(f func(netip.AddrPort) error) { g.beforeConnect = f }
+
+// guard is the Client's view of its guard: the same rules, on the Client's
+// own setting, dialer and test hook (which tests set after New).
+func (c *Client) guard() Guard {
+	return Guard{allowPrivate: c.allowPrivate, dialer: c.dialer, beforeConnect: c.beforeConnect}
+}
+
 // check refuses a when it is not a public address, unless the client
 // allows private targets and a's class is one that setting lifts.
 func (c *Client) check(a netip.Addr) error {
+	g := c.guard()
+	return g.check(a)
+}
+
+// control is the Client's net.Dialer Control hook (Guard.control).
+func (c *Client) control(network, address string, rc syscall.RawConn) error {
+	g := c.guard()
+	return g.control(network, address, rc)
+}
+
+// dialContext dials through the Client's guard (Guard.dialContext).
+func (c *Client) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	g := c.guard()
+	return g.dialContext(ctx, network, addr)
+}
+
+// check refuses a when it is not a public address, unless the guard
+// allows private targets and a's class is one that setting lifts.
+func (g *Guard) check(a netip.Addr) error {
 	class := classify(a)
-	if class == nil || (c.allowPrivate && !class.always) {
+	if class == nil || (g.allowPrivate && !class.always) {
 		return nil
 	}
 	return &refusedError{addr: a, class: class}
@@ -159,16 +227,16 @@ func (c *Client) check(a netip.Addr) error {
 // on the exact address about to be connected and before connect(2) is
 // called, so no packet is sent to a refused address and a name that
 // resolves differently on a second lookup (DNS rebinding) cannot slip past.
-func (c *Client) control(network, address string, _ syscall.RawConn) error {
+func (g *Guard) control(network, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil || (network != "tcp4" && network != "tcp6") {
 		return &refusedError{class: classInvalid}
 	}
-	if err := c.check(ap.Addr()); err != nil {
+	if err := g.check(ap.Addr()); err != nil {
 		return err
 	}
-	if c.beforeConnect != nil {
-		return c.beforeConnect(ap)
+	if g.beforeConnect != nil {
+		return g.beforeConnect(ap)
 	}
 	return nil
 }
@@ -176,13 +244,13 @@ func (c *Client) control(network, address string, _ syscall.RawConn) error {
 // dialContext refuses IP literals before a socket is even opened (so the
 // answer does not depend on, say, IPv6 being available), then dials
 // through the guarded dialer, whose Control hook is the check that counts.
-func (c *Client) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+func (g *Guard) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		if ip, err := netip.ParseAddr(host); err == nil {
-			if err := c.check(ip); err != nil {
+			if err := g.check(ip); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return c.dialer.DialContext(ctx, network, addr)
+	return g.dialer.DialContext(ctx, network, addr)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rs/cors"
@@ -97,4 +98,72 @@ func allowCORS(origins []string) func(http.Handler) http.Handler {
 		MaxAge:           corsMaxAge,
 	})
 	return c.Handler
+}
+
+// relayRequestHeaders are the request headers a browser may send to the
+// relay routes besides Authorization and Content-Type: those the official
+// OpenAI and Anthropic SDKs send (their x-stainless-* telemetry headers
+// among them; rs/cors matches names exactly, so each is listed). The relay
+// forwards only its own allow-list of them (relay.Forwarder).
+var relayRequestHeaders = []string{
+	"Authorization", "Content-Type", "Accept", "x-api-key",
+	"anthropic-version", "anthropic-beta", "anthropic-dangerous-direct-browser-access",
+	"OpenAI-Beta", "OpenAI-Organization", "OpenAI-Project", "Idempotency-Key",
+	"x-stainless-arch", "x-stainless-lang", "x-stainless-os", "x-stainless-package-version",
+	"x-stainless-retry-count", "x-stainless-runtime", "x-stainless-runtime-version",
+	"x-stainless-timeout", "x-stainless-helper-method", "x-stainless-stream-helper",
+	"x-stainless-async", "x-stainless-raw-response", "x-stainless-poll-helper",
+	"x-stainless-custom-poll-interval",
+}
+
+// allowRelayCORS is allowCORS for the relay routes: the same origins, the
+// methods the relay's endpoints use, and the SDKs' headers; the provider's
+// request-ID and rate-limit headers are exposed to scripts.
+func allowRelayCORS(origins []string) func(http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return func(h http.Handler) http.Handler { return h }
+	}
+	c := cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+		AllowedHeaders: relayRequestHeaders,
+		ExposedHeaders: []string{"X-Request-ID", "request-id", "x-request-id", "Retry-After",
+			"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+			"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"},
+		AllowCredentials: false,
+		MaxAge:           corsMaxAge,
+	})
+	return c.Handler
+}
+
+// bodyReadTimeout bounds reading a request's body (at most
+// CLOUDKEYS_MAX_BODY_BYTES for /graphql): the server has no
+// connection-wide read timeout, because relayed streams outlive any.
+const bodyReadTimeout = time.Minute
+
+// withDeadlines sets every request's connection deadlines, which the
+// server as a whole cannot have (relayed streams outlive any): a minute to
+// read the request and its whole timeout and 10 s more to write the answer —
+// CLOUDKEYS_REQUEST_TIMEOUT, or CLOUDKEYS_RELAY_MAX_DURATION on /relay/
+// (whose body deadline the relay sets and lifts itself). A timeout of 0
+// means no deadline. Setting them on every request also clears those a
+// previous request left on a kept-alive connection.
+func withDeadlines(requestTimeout, relayDuration time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rc := http.NewResponseController(w)
+			now := time.Now()
+			read, timeout := now.Add(bodyReadTimeout), requestTimeout
+			if strings.HasPrefix(r.URL.Path, "/relay/") {
+				read, timeout = time.Time{}, relayDuration
+			}
+			write := time.Time{}
+			if timeout > 0 {
+				write = now.Add(timeout + 10*time.Second)
+			}
+			rc.SetReadDeadline(read)
+			rc.SetWriteDeadline(write)
+			next.ServeHTTP(w, r)
+		})
+	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"cloudkeys/models"
@@ -10,7 +11,27 @@ import (
 	"cloudkeys/schema"
 )
 
-// addRoutes lists every route of the server.
+// routes lists every route of the server. Paths under /relay/ go to the
+// relay before the ServeMux, which would answer a path with dot segments
+// or doubled slashes with a redirect to its cleaned form: the relay refuses
+// such paths itself (404), and never follows or issues redirects.
+func routes(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, d)
+	relay := http.NotFoundHandler()
+	if d.Relay != nil {
+		relay = allowRelayCORS(d.Config.CORSOrigins)(d.Relay)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/relay/") {
+			relay.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// addRoutes lists the routes of the ServeMux.
 func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("/graphql", allowCORS(d.Config.CORSOrigins)(newGraphQLHandler(d)))
 	mux.Handle("GET /healthz", handleHealthz())

@@ -25,13 +25,14 @@ type Deps struct {
 	DB     *gorm.DB
 	Auth   *auth.Service
 	Probe  *probe.Client
+	// Relay serves every path under /relay/ (package relay's Gateway).
+	Relay http.Handler
 }
 
 // NewServer returns the whole HTTP surface of cloudkeys.
 func NewServer(d Deps) http.Handler {
-	mux := http.NewServeMux()
-	addRoutes(mux, d)
-	var h http.Handler = mux
+	var h http.Handler = routes(d)
+	h = withDeadlines(d.Config.RequestTimeout, d.Config.RelayMaxDuration)(h)
 	h = auth.Middleware(d.Config.TrustedProxies)(h)
 	h = securityHeaders(h)
 	h = logRequests(d.Log)(h)
