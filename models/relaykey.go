@@ -41,6 +41,10 @@ type RelayKey struct {
 // ModelList is a list of model IDs stored as a JSON array; nil is NULL.
 type ModelList []string
 
+// GormDataType tells GORM the column holds text (a JSON array); without
+// it GORM refuses a slice type.
+func (ModelList) GormDataType() string { return "text" }
+
 // Value implements driver.Valuer.
 func (m ModelList) Value() (driver.Value, error) {
 	if m == nil {
