@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -29,41 +28,67 @@ commands:
                 batches; safe while servers run, and can be run again
   retire KID    remove key KID from the key file, once no stored key uses it
 
-The keys and the database are found as 'cloudkeys serve' finds them
-(CLOUDKEYS_ENCRYPTION_KEYS, CLOUDKEYS_ENCRYPTION_KEYS_FILE or the data
-directory; --data-dir and --database-url work here too), but never
-created: where there is no key file or SQLite database, the command
-stops. No JWT secret is needed, in production either.
+` + keysFinding + `
+Run 'cloudkeys keys <command> -h' for a command's flags.
 `
+
+// keysFinding is how every keys command finds the keys and the database.
+const keysFinding = `The keys and the database are found as 'cloudkeys serve' finds them
+(CLOUDKEYS_ENCRYPTION_KEYS, CLOUDKEYS_ENCRYPTION_KEYS_FILE or the data
+directory; CLOUDKEYS_DATABASE_URL), but never created: where there is no
+key file or SQLite database, the command stops. No JWT secret is needed,
+in production either.
+`
+
+// keysCommands are the keys subcommands: synopsis and description.
+var keysCommands = map[string][2]string{
+	"status": {"cloudkeys keys status [flags]", `Show the key set (where it comes from, its kids, the active one) and, per kid,
+how many stored API keys use it and how many of those cannot be opened.`},
+	"rotate": {"cloudkeys keys rotate [flags]", `Add a new encryption key to the key file and make it the active one; the old
+keys stay and keep decrypting. With the keys in CLOUDKEYS_ENCRYPTION_KEYS, the
+new key set is printed on standard output instead (it is secret).`},
+	"rewrap": {"cloudkeys keys rewrap [flags]", `Re-encrypt every stored API key that is not under the active key, in batches of
+100. Safe while servers run (a concurrent change is never overwritten) and can
+be run again; values that cannot be opened are left as they are and counted.`},
+	"retire": {"cloudkeys keys retire [flags] KID", `Remove key KID from the key file, once no stored API key uses it (run rewrap
+first); never the active key. With the keys in CLOUDKEYS_ENCRYPTION_KEYS, the
+new key set is printed on standard output instead (it is secret).`},
+}
 
 // rewrapBatch is how many rows rewrap and status read at a time.
 const rewrapBatch = 100
 
 // keysCommand runs `cloudkeys keys …`.
 func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, keysUsage)
-		return errors.New("keys: no command given")
+	g := group{name: "keys", usage: keysUsage}
+	sub, rest, done, err := g.pick(args, slices.Sorted(maps.Keys(keysCommands)), stdout, stderr)
+	if done {
+		return err
 	}
-	sub, rest := args[0], args[1:]
-	var kid string
-	switch sub {
-	case "status", "rotate", "rewrap":
-	case "retire":
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			fmt.Fprint(stderr, keysUsage)
-			return errors.New("keys retire: name the key to remove: cloudkeys keys retire KID")
-		}
-		kid, rest = rest[0], rest[1:]
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, keysUsage)
-		return nil
-	default:
-		fmt.Fprint(stderr, keysUsage)
-		return fmt.Errorf("keys: unknown command %q", sub)
+	c := newCommand("keys "+sub, keysCommands[sub][0], keysCommands[sub][1]+"\n\n"+keysFinding)
+	cfg := config.Read(getenv)
+	if sub == "rotate" {
+		cfg.DataDirFlag(c.fs) // rotate reads no database
+	} else {
+		cfg.DatabaseFlags(c.fs)
 	}
-	cfg, err := keysConfig(rest, getenv, stderr)
+	positional, err := c.parse(rest, stdout, stderr)
 	if err != nil {
+		return err
+	}
+	var kid string
+	if sub == "retire" {
+		if len(positional) == 0 {
+			return c.usageError(stderr, "name the key to remove: cloudkeys keys retire KID")
+		}
+		kid, positional = positional[0], positional[1:]
+	}
+	if err := c.noArgs(positional, stderr); err != nil {
+		return err
+	}
+	// No keys command signs or verifies a token: no JWT secret is read or
+	// required, in production either.
+	if err := cfg.Finish(false); err != nil {
 		return err
 	}
 	k, src, err := app.ExistingKeys(cfg)
@@ -87,32 +112,6 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		return keysRetire(ctx, db, k, src, kid, stdout, stderr)
 	}
 }
-
-// keysConfig reads the configuration as serve does — the same variables,
-// defaults and flags, so the keys commands find the keys and the database
-// where the servers do — except the JWT secret: no keys command signs or
-// verifies a token, so none is required (not even in production), read or
-// generated. config.Load insists on one in production, so it is handed a
-// stand-in that is dropped at once.
-func keysConfig(args []string, getenv func(string) string, stderr io.Writer) (*config.Config, error) {
-	cfg, err := config.Load(args, func(name string) string {
-		switch name {
-		case "CLOUDKEYS_JWT_SECRET":
-			return unusedJWTSecret
-		case "CLOUDKEYS_JWT_SECRET_FILE":
-			return ""
-		}
-		return getenv(name)
-	}, stderr)
-	if err != nil {
-		return nil, err
-	}
-	cfg.JWTSecret, cfg.JWTSecretSource = nil, ""
-	return cfg, nil
-}
-
-// unusedJWTSecret is the stand-in keysConfig gives config.Load.
-var unusedJWTSecret = strings.Repeat("-", config.MinJWTSecretLen)
 
 // keysRotate adds a fresh active key. A key set from the environment cannot
 // be changed from here: the rotated set goes to stdout for the operator to

@@ -31,7 +31,7 @@ func (e env) get(k string) string { return e[k] }
 func (e env) run(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), append([]string{"cloudkeys"}, args...), e.get, &out, &errOut)
+	err := run(context.Background(), append([]string{"cloudkeys"}, args...), e.get, nil, &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 

@@ -13,13 +13,34 @@ import (
 	"cloudkeys/config"
 )
 
-// serve runs the HTTP server until ctx ends (SIGINT/SIGTERM), then stops
-// accepting, lets in-flight requests finish and closes the database.
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+const serveAbout = `Run the server: GraphQL at /graphql, the playground at / (development),
+/healthz and /readyz. With no configuration it keeps an SQLite database and
+generated development secrets in ./data. CLOUDKEYS_ENV=production refuses to
+start without an explicit JWT secret and encryption keys ('cloudkeys init'
+writes them). Pending database migrations are applied at start-up unless
+--no-migrate. Every flag has an environment variable (in brackets); the
+flag wins. The README lists all the variables.`
+
+// serveCommand runs the HTTP server until ctx ends (SIGINT/SIGTERM), then
+// stops accepting, lets in-flight requests finish and closes the database.
+func serveCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c := newCommand("serve", "cloudkeys serve [flags]", serveAbout)
+	cfg := config.Read(getenv)
+	cfg.ServeFlags(c.fs)
+	rest, err := c.parse(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
+	if err := c.noArgs(rest, stderr); err != nil {
+		return err
+	}
+	if err := cfg.Finish(true); err != nil {
+		return err
+	}
+	return serve(ctx, cfg, stderr)
+}
+
+func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	log := app.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	a, err := app.Open(ctx, cfg, log)
 	if err != nil {

@@ -2,14 +2,19 @@
 // model-serving dashboard sign in and keep the API keys of their cloud LLM
 // providers, encrypted at rest.
 //
-//	cloudkeys serve [--addr host:port] [--data-dir dir] [--allow-missing-keys]
-//	cloudkeys schema
+//	cloudkeys serve [--addr host:port] [--data-dir dir] [--database-url url] [--allow-missing-keys] [--no-migrate]
+//	cloudkeys init [--dir dir]
+//	cloudkeys migrate [--data-dir dir] [--database-url url]
+//	cloudkeys users create-admin --email E [--data-dir dir] [--database-url url]  (password on stdin)
 //	cloudkeys keys status|rotate|rewrap|retire KID [--data-dir dir] [--database-url url]
+//	cloudkeys schema
+//	cloudkeys version
+//
+// Every command answers -h/--help with its flags.
 package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,9 +22,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "cloudkeys:", err)
-		os.Exit(1)
-	}
+	code := runMain(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

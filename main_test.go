@@ -54,7 +54,7 @@ func startRun(t *testing.T, vars map[string]string, args ...string) (base string
 	logs = &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"cloudkeys", "serve", "--addr", "127.0.0.1:0"}, args...), env(vars).get, io.Discard, logs)
+		done <- run(ctx, append([]string{"cloudkeys", "serve", "--addr", "127.0.0.1:0"}, args...), env(vars).get, nil, io.Discard, logs)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -212,7 +212,7 @@ func TestProductionRefusesWithoutSecrets(t *testing.T) {
 			tc.vars["CLOUDKEYS_ENV"] = "production"
 			tc.vars["CLOUDKEYS_DATA_DIR"] = t.TempDir()
 			var stderr bytes.Buffer
-			err := run(context.Background(), []string{"cloudkeys", "serve", "--addr", "127.0.0.1:0"}, env(tc.vars).get, io.Discard, &stderr)
+			err := run(context.Background(), []string{"cloudkeys", "serve", "--addr", "127.0.0.1:0"}, env(tc.vars).get, nil, io.Discard, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want an error naming %s, got %v", tc.want, err)
 			}
@@ -228,7 +228,7 @@ func TestProductionRefusesWithoutSecrets(t *testing.T) {
 
 func TestSchemaCommand(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"cloudkeys", "schema"}, env(nil).get, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"cloudkeys", "schema"}, env(nil).get, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != schema.SDL() {
@@ -248,7 +248,7 @@ func TestSchemaCommand(t *testing.T) {
 
 func TestUnknownCommand(t *testing.T) {
 	var stderr bytes.Buffer
-	if err := run(context.Background(), []string{"cloudkeys", "frobnicate"}, env(nil).get, io.Discard, &stderr); err == nil {
+	if err := run(context.Background(), []string{"cloudkeys", "frobnicate"}, env(nil).get, nil, io.Discard, &stderr); err == nil {
 		t.Fatal("an unknown command succeeded")
 	}
 	if !strings.Contains(stderr.String(), "usage") {

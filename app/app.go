@@ -63,9 +63,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		log.Info("generated a development encryption key file", "file", src.File)
 	}
 	log.Info("encryption keys loaded", "from", src.String(), "active", keys.ActiveKID(), "kids", keys.KIDs())
-	db, err := models.Open(ctx, models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, models.NewEncryption(keys))
+	db, err := models.Open(ctx, dbOptions(cfg), models.NewEncryption(keys))
 	if err != nil {
-		return nil, err
+		return nil, migrateFirst(cfg, err, "serve --no-migrate")
 	}
 	a := &App{Config: cfg, Log: log, Keys: keys, KeySource: src, DB: db}
 	if err := a.checkStoredKeys(ctx); err != nil {
@@ -82,6 +82,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Sessions: models.SessionPolicy{TTL: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace},
 		Login:    models.LoginLimits{PerEmail: cfg.LoginMaxPerEmail, PerAddr: cfg.LoginMaxPerAddr, Window: cfg.LoginWindow},
 		Now:      cfg.Now,
+		// SPEC §10: in production the first account is not an admin unless
+		// configured; 'cloudkeys users create-admin' makes the first one.
+		FirstUserAdmin:     cfg.FirstUserAdmin,
+		Registration:       models.RegistrationLimit{PerAddr: cfg.RegisterMaxPerAddr, Window: cfg.RegisterWindow},
+		RegistrationClosed: cfg.Registration == "closed",
 	}, log)
 	a.Probe = probe.New(probe.Options{AllowPrivate: cfg.AllowPrivateBaseURLs, Timeout: cfg.ProbeTimeout})
 	a.Forwarder = relay.New(relay.Options{Dial: a.Probe.DialContext, MaxBodyBytes: cfg.RelayMaxBodyBytes,

@@ -68,7 +68,8 @@ func loadKeys(cfg *config.Config, create bool) (*keyring.Keyring, KeySource, err
 		}
 		return k, KeySource{File: cfg.EncryptionKeysFile}, nil
 	case cfg.Production():
-		// config.Load refuses this already; keep the rule next to its use.
+		// serve's configuration (config.Finish with the secrets) refuses this
+		// already; the keys commands, which read none, are refused here.
 		return nil, KeySource{}, errors.New("production needs encryption keys: set CLOUDKEYS_ENCRYPTION_KEYS or CLOUDKEYS_ENCRYPTION_KEYS_FILE")
 	case !create:
 		path := cfg.EncryptionKeysPath()
@@ -97,7 +98,7 @@ func loadKeys(cfg *config.Config, create bool) (*keyring.Keyring, KeySource, err
 // instead of creating an empty database whose "0 stored API keys" would
 // read as success. It is for the operator's commands.
 func OpenExistingDB(ctx context.Context, cfg *config.Config, keys *keyring.Keyring) (*gorm.DB, error) {
-	opts := models.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}
+	opts := dbOptions(cfg)
 	if !models.IsPostgres(opts.URL) {
 		path := opts.SQLitePath()
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {

@@ -46,22 +46,45 @@ func loadOrCreateSecret(path string) ([]byte, bool, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("create data directory: %w", err)
 	}
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	secret := []byte(base64.RawURLEncoding.EncodeToString(raw))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, fs.ErrExist) { // another process won the race
-			return loadOrCreateSecret(path)
-		}
-		return nil, false, fmt.Errorf("write JWT secret: %w", err)
-	}
-	if _, err := f.Write(secret); err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("write JWT secret: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	secret := newSecret()
+	switch err := createFile(path, secret); {
+	case errors.Is(err, fs.ErrExist): // another process won the race
+		return loadOrCreateSecret(path)
+	case err != nil:
 		return nil, false, fmt.Errorf("write JWT secret: %w", err)
 	}
 	return secret, true, nil
+}
+
+// newSecret returns 256 random bits, base64url-encoded: a JWT secret or
+// an audit key (their UTF-8 bytes are the key).
+func newSecret() []byte {
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	defer clear(raw)
+	return []byte(base64.RawURLEncoding.EncodeToString(raw))
+}
+
+// createFile writes data to a new file at path, mode 0600, synced; it never
+// replaces a file (fs.ErrExist), and removes what it created if the write
+// fails.
+func createFile(path string, data []byte) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

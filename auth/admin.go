@@ -8,9 +8,31 @@ package auth
 import (
 	"context"
 
+	"gorm.io/gorm"
+
 	"cloudkeys/apperr"
 	"cloudkeys/models"
 )
+
+// CreateAdmin stores a new approved admin with the password hashed by h:
+// the operator's way to the first admin (cloudkeys users create-admin),
+// needing the database but no caller. The email and password follow
+// register's rules; an email already taken is CONFLICT (an existing account
+// is never changed from here).
+func CreateAdmin(ctx context.Context, db *gorm.DB, h *Hasher, email, password string) (*models.User, error) {
+	email = models.NormalizeEmail(email)
+	if err := models.ValidateEmail("email", email); err != nil {
+		return nil, err
+	}
+	if err := ValidatePassword("password", password); err != nil {
+		return nil, err
+	}
+	hash, err := h.Hash(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	return models.InsertUser(ctx, db, models.NewUser{Email: email, PasswordHash: hash, Admin: true})
+}
 
 // UpdateUser changes the account id (email, admin right, status) on behalf
 // of admin; see models.UpdateUser for the rules. Only approved admins may.
@@ -34,7 +56,7 @@ func (s *Service) ResetPassword(ctx context.Context, admin *models.User, id, pas
 	if _, err := models.UserByID(ctx, s.db, id); err != nil {
 		return err // before the expensive hash
 	}
-	hash, err := s.hasher.Hash(ctx, password)
+	hash, err := s.hasher.Accounts().Hash(ctx, password)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"cloudkeys/apperr"
@@ -13,6 +14,7 @@ import (
 type caller struct {
 	token    string
 	addr     string
+	ua       string
 	once     sync.Once
 	user     *models.User
 	session  string
@@ -31,6 +33,14 @@ func callerFrom(ctx context.Context) *caller {
 func ClientAddr(ctx context.Context) string {
 	if c := callerFrom(ctx); c != nil {
 		return c.addr
+	}
+	return ""
+}
+
+// UserAgent returns the request's User-Agent ("" outside a request).
+func UserAgent(ctx context.Context) string {
+	if c := callerFrom(ctx); c != nil {
+		return c.ua
 	}
 	return ""
 }
@@ -65,7 +75,13 @@ func (s *Service) Viewer(ctx context.Context) (*models.User, error) {
 	return u, nil
 }
 
-var errInvalidToken = apperr.Errorf(apperr.Unauthenticated, "the access token is invalid or expired; sign in or refresh it")
+// The refusals of an access token, by reason. Only an expired one is worth
+// a refresh.
+var (
+	errExpiredToken = apperr.Unauthenticatedf(apperr.ReasonTokenExpired, "the access token has expired; refresh it")
+	errInvalidToken = apperr.Unauthenticatedf(apperr.ReasonTokenInvalid, "the access token is not valid; sign in again")
+	errSessionEnded = apperr.Unauthenticatedf(apperr.ReasonSessionEnded, "this session has ended (signed out, revoked or expired); sign in again")
+)
 
 // Authenticate works out the request's user from its access token, once
 // per request: the token must verify, its session must be live, and the
@@ -79,6 +95,10 @@ func (s *Service) Authenticate(ctx context.Context) (*models.User, error) {
 	c.once.Do(func() {
 		defer func() { c.resolved = true }()
 		claims, err := s.tokens.Verify(c.token)
+		if errors.Is(err, errTokenExpired) {
+			c.err = errExpiredToken
+			return
+		}
 		if err != nil {
 			c.err = errInvalidToken
 			return
@@ -86,7 +106,7 @@ func (s *Service) Authenticate(ctx context.Context) (*models.User, error) {
 		user, err := s.sessionCheck.UserForSession(ctx, claims.UserID, claims.SessionID, s.now())
 		switch {
 		case isNoSession(err):
-			c.err = errInvalidToken
+			c.err = errSessionEnded
 		case err != nil:
 			c.err = err
 		default:

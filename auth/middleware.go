@@ -17,7 +17,8 @@ import (
 func Middleware(trustedProxies []netip.Prefix) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c := &caller{token: bearerToken(r.Header.Get("Authorization")), addr: clientAddr(r, trustedProxies)}
+			c := &caller{token: bearerToken(r.Header.Get("Authorization")), addr: clientAddr(r, trustedProxies),
+				ua: r.Header.Get("User-Agent")}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -24,6 +25,11 @@ func ValidatePassword(field, password string) error {
 	n := utf8.RuneCountInString(password)
 	if n < MinPasswordLen || n > MaxPasswordLen {
 		return apperr.Invalidf(field, "password must be %d to %d characters long", MinPasswordLen, MaxPasswordLen)
+	}
+	if strings.ContainsRune(password, 0) {
+		// Many clients and libraries end a string at NUL: the password
+		// typed elsewhere would not be this one.
+		return apperr.Invalidf(field, "password must not contain a NUL character")
 	}
 	return nil
 }
@@ -55,17 +61,25 @@ func (p Params) weaker(stored *argon2id.Params) bool {
 // MemoryKiB of memory while it runs, so at most a fixed number run at once:
 // the rest wait up to a bounded time, then fail with RATE_LIMITED rather
 // than let a burst of logins exhaust the process's memory.
+//
+// The slots are split in two pools so that creating accounts cannot starve
+// signing in: the Hasher's own slots serve login and changePassword;
+// Accounts() serves register, createUser and resetUserPassword. Each pool
+// has half of the concurrency, at least one (so a concurrency of 1 runs up
+// to 2 hashes at once).
 type Hasher struct {
-	params Params
-	slots  chan struct{}
-	wait   time.Duration
-	dummy  string
-	runs   atomic.Int64
+	params   Params
+	slots    chan struct{}
+	wait     time.Duration
+	dummy    string
+	runs     *atomic.Int64
+	accounts *Hasher
 }
 
 // NewHasher returns a Hasher making hashes with p, running at most
-// concurrency hashes at once and queueing a hash at most wait. It computes
-// the dummy hash that unknown emails are verified against, with p.
+// concurrency hashes at once (split between the two pools) and queueing a
+// hash at most wait. It computes the dummy hash that unknown emails are
+// verified against, with p.
 func NewHasher(p Params, concurrency int, wait time.Duration) (*Hasher, error) {
 	if concurrency < 1 {
 		return nil, errors.New("argon2id: concurrency must be at least 1")
@@ -78,8 +92,20 @@ func NewHasher(p Params, concurrency int, wait time.Duration) (*Hasher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Hasher{params: p, slots: make(chan struct{}, concurrency), wait: wait, dummy: dummy}, nil
+	accounts := max(1, concurrency/2)
+	signIn := max(1, concurrency-accounts)
+	h := &Hasher{params: p, slots: make(chan struct{}, signIn), wait: wait, dummy: dummy, runs: new(atomic.Int64)}
+	h.accounts = &Hasher{params: p, slots: make(chan struct{}, accounts), wait: wait, dummy: dummy, runs: h.runs}
+	h.accounts.accounts = h.accounts
+	return h, nil
 }
+
+// Accounts returns the Hasher of the account-creation pool (register,
+// createUser, resetUserPassword): the same parameters, slots of its own.
+func (h *Hasher) Accounts() *Hasher { return h.accounts }
+
+// Slots returns how many hashes the Hasher's pool runs at once.
+func (h *Hasher) Slots() int { return cap(h.slots) }
 
 // Params returns the parameters new hashes are made with.
 func (h *Hasher) Params() Params { return h.params }

@@ -41,6 +41,9 @@ type Service struct {
 	sessions     models.SessionPolicy
 	limits       models.LoginLimits
 	clock        func() time.Time
+	firstAdmin   bool
+	registration models.RegistrationLimit
+	closed       bool // CLOUDKEYS_REGISTRATION=closed
 	log          *slog.Logger
 	lastPrune    atomic.Int64 // when failures were last pruned (UnixNano)
 }
@@ -52,6 +55,13 @@ type Options struct {
 	// Now is the clock of sessions and the login throttle (nil: the system
 	// clock). The access tokens' clock is the Tokens'.
 	Now func() time.Time
+	// FirstUserAdmin makes the first account registered an approved admin
+	// (SPEC §3: in development; in production only when configured).
+	FirstUserAdmin bool
+	// Registration limits register per client address; RegistrationClosed
+	// refuses it altogether (only admins create accounts, with CreateUser).
+	Registration       models.RegistrationLimit
+	RegistrationClosed bool
 }
 
 // NewService returns the account service.
@@ -61,7 +71,8 @@ func NewService(db *gorm.DB, hasher *Hasher, tokens *Tokens, o Options, log *slo
 		clock = time.Now
 	}
 	return &Service{db: db, sessionCheck: models.NewSessionCheck(db), hasher: hasher, tokens: tokens,
-		sessions: o.Sessions, limits: o.Login, clock: clock, log: log}
+		sessions: o.Sessions, limits: o.Login, clock: clock, firstAdmin: o.FirstUserAdmin,
+		registration: o.Registration, closed: o.RegistrationClosed, log: log}
 }
 
 // now is the service's clock at the precision the database keeps.
@@ -70,25 +81,55 @@ func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microse
 // Hasher returns the password hasher.
 func (s *Service) Hasher() *Hasher { return s.hasher }
 
-// Register creates an account (anyone may). The first account is an
-// approved admin; later ones wait for approval.
+// Register creates an account (anyone may, unless registration is closed:
+// FORBIDDEN). With Options.FirstUserAdmin the first account is an approved
+// admin; every other waits for approval. Each attempt counts against its
+// client address (RATE_LIMITED past Options.Registration) before any
+// password is hashed, and hashes in the account pool of the Hasher, never
+// in the slots of signing in.
 func (s *Service) Register(ctx context.Context, email, password string) (*models.User, error) {
-	email = models.NormalizeEmail(email)
-	if err := models.ValidateEmail("input.email", email); err != nil {
+	if s.closed {
+		return nil, errRegistrationClosed
+	}
+	if err := models.AdmitRegistration(ctx, s.db, throttleAddr(ClientAddr(ctx)), s.registration, s.now()); err != nil {
 		return nil, err
 	}
-	if err := ValidatePassword("input.password", password); err != nil {
-		return nil, err
-	}
-	hash, err := s.hasher.Hash(ctx, password)
+	hash, err := s.newAccountHash(ctx, email, password)
 	if err != nil {
 		return nil, err
 	}
-	return models.CreateUser(ctx, s.db, email, hash)
+	return models.InsertUser(ctx, s.db, models.NewUser{Email: email, PasswordHash: hash, FirstUserAdmin: s.firstAdmin})
+}
+
+var errRegistrationClosed = apperr.Errorf(apperr.Forbidden, "registration is closed on this server: ask an administrator for an account")
+
+// CreateUser creates an approved account on behalf of admin (createUser),
+// whether or not registration is open. Only approved admins may.
+func (s *Service) CreateUser(ctx context.Context, admin *models.User, email, password string) (*models.User, error) {
+	if err := requireAdmin(admin); err != nil {
+		return nil, err
+	}
+	hash, err := s.newAccountHash(ctx, email, password)
+	if err != nil {
+		return nil, err
+	}
+	return models.InsertUser(ctx, s.db, models.NewUser{Email: email, PasswordHash: hash, Approved: true, ApprovedBy: admin.ID})
+}
+
+// newAccountHash validates a new account's email and password and hashes
+// the password in the account pool.
+func (s *Service) newAccountHash(ctx context.Context, email, password string) (string, error) {
+	if err := models.ValidateEmail("input.email", models.NormalizeEmail(email)); err != nil {
+		return "", err
+	}
+	if err := ValidatePassword("input.password", password); err != nil {
+		return "", err
+	}
+	return s.hasher.Accounts().Hash(ctx, password)
 }
 
 // errCredentials is the one answer to a wrong email or a wrong password.
-var errCredentials = apperr.Errorf(apperr.Unauthenticated, "wrong email or password")
+var errCredentials = apperr.Unauthenticatedf(apperr.ReasonBadCredentials, "wrong email or password")
 
 // Login signs a user in from clientAddr and starts a session; anyone may
 // try. The attempt goes through the login throttle first (RATE_LIMITED,
@@ -127,7 +168,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		s.rehash(ctx, user, password)
 	}
 	refresh, hash := newRefreshToken()
-	session, token, err := models.CreateSession(ctx, s.db, user.ID, clientAddr, hash, s.sessions, s.now())
+	session, token, err := models.CreateSession(ctx, s.db, user.ID, clientAddr, UserAgent(ctx), hash, s.sessions, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +273,8 @@ func (s *Service) ChangePassword(ctx context.Context, c Caller, current, next st
 		return err
 	}
 	if !ok {
-		return apperr.Errorf(apperr.Unauthenticated, "the current password is wrong")
+		// Not UNAUTHENTICATED: a typo must not sign the client out.
+		return apperr.Invalidf("currentPassword", "the current password is wrong")
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
@@ -268,7 +310,7 @@ func hashRefreshToken(token string) (string, bool) {
 	return hex.EncodeToString(sum[:]), true
 }
 
-var errUnauthenticated = apperr.Errorf(apperr.Unauthenticated, "sign in first: send a valid access token as 'Authorization: Bearer <token>'")
+var errUnauthenticated = apperr.Unauthenticatedf(apperr.ReasonTokenMissing, "sign in first: send a valid access token as 'Authorization: Bearer <token>'")
 
 // isNoSession reports whether err says the token's session or user is gone.
 func isNoSession(err error) bool { return errors.Is(err, models.ErrNoSession) }

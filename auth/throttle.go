@@ -69,6 +69,11 @@ func (s *Service) prune(ctx context.Context, now time.Time) {
 	} else if n > 0 {
 		s.log.DebugContext(ctx, "pruned old sign-in failures", "rows", n)
 	}
+	if s.registration.PerAddr > 0 {
+		if err := models.PruneRegistrations(ctx, s.db, now.Add(-s.registration.Window)); err != nil {
+			s.log.WarnContext(ctx, "pruning old registrations failed", "error", err)
+		}
+	}
 	n, err = models.PruneSessions(ctx, s.db, now.Add(-sessionRetention))
 	if err != nil {
 		s.log.WarnContext(ctx, "pruning ended sessions failed", "error", err)

@@ -90,6 +90,11 @@ func (t *Tokens) Issue(userID, sessionID string) (string, time.Time, error) {
 // learns nothing about why.
 var errToken = errors.New("invalid access token")
 
+// errTokenExpired is the answer to a token this server issued (signature,
+// type and claims verify) whose expiry has passed: the one case where
+// refreshing helps.
+var errTokenExpired = errors.New("expired access token")
+
 // Verify checks an access token: HS256 only, a valid signature, typ at+jwt,
 // the configured issuer and audience, exp (required) not past and iat/nbf
 // not in the future beyond MaxClockSkew, sub and sid present.
@@ -99,7 +104,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 			return c, nil
 		}
 		t.verified.Remove(token)
-		return Claims{}, errToken
+		return Claims{}, errTokenExpired
 	}
 	c, err := t.parse(token)
 	if err != nil {
@@ -124,11 +129,15 @@ func (t *Tokens) parse(token string) (Claims, error) {
 		jwt.WithRequiredClaim(jwt.SubjectKey),
 		jwt.WithRequiredClaim("sid"),
 	)
-	if err != nil {
+	expired := errors.Is(err, jwt.TokenExpiredError())
+	if err != nil && !expired {
 		return Claims{}, errToken
 	}
 	if !hasAccessTokenType(token[:strings.IndexByte(token, '.')]) {
 		return Claims{}, errToken
+	}
+	if expired {
+		return Claims{}, errTokenExpired
 	}
 	var c Claims
 	c.UserID, _ = tok.Subject()

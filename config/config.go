@@ -83,20 +83,70 @@ type Config struct {
 	RelayMaxDuration          time.Duration // a whole relayed call
 	RelayUsageFlush           time.Duration // how often counted usage is written
 
+	// Registration is "open" (anyone may register) or "closed" (only
+	// admins create accounts, with createUser): CLOUDKEYS_REGISTRATION.
+	Registration string
+	// RegisterMaxPerAddr bounds register calls per client address per
+	// RegisterWindow (CLOUDKEYS_REGISTER_MAX_PER_ADDR; 0: no limit).
+	RegisterMaxPerAddr int
+	RegisterWindow     time.Duration
+
 	LogLevel  string
 	LogFormat string // "text" or "json"
+
+	// FirstUserAdmin makes the first account ever registered an approved
+	// admin (SPEC §3, §10): the default in development; in production only
+	// with CLOUDKEYS_FIRST_USER_ADMIN=true — there the first admin is made
+	// with 'cloudkeys users create-admin'.
+	FirstUserAdmin bool
+	// NoMigrate (serve --no-migrate) refuses to start while migrations are
+	// pending instead of applying them.
+	NoMigrate bool
+
+	// AuditKey keys the audit trail's chain (SPEC §9), from
+	// CLOUDKEYS_AUDIT_KEY or _FILE; read and checked when given.
+	AuditKey       []byte
+	AuditKeySource string
 
 	// Now is the clock of tokens, sessions and the login throttle; nil is
 	// the system clock. Not configurable: tests set it to move time.
 	Now func() time.Time
+
+	secretVars secretVars // the secrets' variables, read by Finish
+	envErr     error      // the first malformed variable, reported by Finish
 }
+
+// secretVars are the variables that give secrets by value or by file.
+type secretVars struct{ jwt, jwtFile, audit, auditFile string }
 
 // Production reports whether the server runs in production mode.
 func (c *Config) Production() bool { return c.Env == "production" }
 
 // Load reads the configuration of `serve` from args (the flags after the
-// command name) and getenv.
+// command name) and getenv: Read, the flags of ServeFlags, then Finish with
+// the secrets.
 func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	c := Read(getenv)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.ServeFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := c.Finish(true); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Read reads every setting from getenv, with the development defaults for
+// those not set. It checks nothing yet: a command binds its flags to the
+// fields (ServeFlags, DatabaseFlags), parses them, then calls Finish, which
+// reports a malformed variable or a setting it refuses.
+func Read(getenv func(string) string) *Config {
 	env := envReader{getenv: getenv}
 	c := &Config{
 		Env:                 env.str("CLOUDKEYS_ENV", "development"),
@@ -137,6 +187,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 	prod := c.Env == "production"
 	c.Introspection = env.boolean("CLOUDKEYS_INTROSPECTION", !prod)
 	c.Playground = env.boolean("CLOUDKEYS_PLAYGROUND", !prod)
+	c.FirstUserAdmin = env.boolean("CLOUDKEYS_FIRST_USER_ADMIN", !prod)
 	c.AllowPrivateBaseURLs = env.boolean("CLOUDKEYS_ALLOW_PRIVATE_BASE_URLS", false)
 	c.TrustedProxies = env.prefixes("CLOUDKEYS_TRUSTED_PROXIES")
 	c.MaxCredentialsPerUser = env.integer("CLOUDKEYS_MAX_CREDENTIALS_PER_USER", 100)
@@ -145,47 +196,78 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config,
 	c.RelayHeaderTimeout = env.duration("CLOUDKEYS_RELAY_HEADER_TIMEOUT", 120*time.Second)
 	c.RelayMaxDuration = env.duration("CLOUDKEYS_RELAY_MAX_DURATION", 10*time.Minute)
 	c.RelayUsageFlush = env.duration("CLOUDKEYS_RELAY_USAGE_FLUSH", 10*time.Second)
+	c.Registration = env.str("CLOUDKEYS_REGISTRATION", "open")
+	c.RegisterMaxPerAddr = env.integerIn("CLOUDKEYS_REGISTER_MAX_PER_ADDR", 10, 0, 1_000_000)
+	c.RegisterWindow = time.Hour
+	c.secretVars = secretVars{
+		jwt: getenv("CLOUDKEYS_JWT_SECRET"), jwtFile: getenv("CLOUDKEYS_JWT_SECRET_FILE"),
+		audit: getenv("CLOUDKEYS_AUDIT_KEY"), auditFile: getenv("CLOUDKEYS_AUDIT_KEY_FILE"),
+	}
+	c.envErr = env.err
+	return c
+}
 
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (CLOUDKEYS_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the SQLite file and generated development secrets (CLOUDKEYS_DATA_DIR)")
+// DatabaseFlags binds the flags that say where the database is:
+// --data-dir and --database-url.
+func (c *Config) DatabaseFlags(fs *flag.FlagSet) {
+	c.DataDirFlag(fs)
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres:// URL or SQLite file (CLOUDKEYS_DATABASE_URL)")
-	fs.BoolVar(&c.AllowMissingKeys, "allow-missing-keys", false, "start even if stored API keys use encryption keys missing from the key set (those read NEEDS_REENTRY)")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	if env.err != nil {
-		return nil, env.err
-	}
+}
 
+// DataDirFlag binds --data-dir alone.
+func (c *Config) DataDirFlag(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the SQLite file and generated development secrets (CLOUDKEYS_DATA_DIR)")
+}
+
+// ServeFlags binds the flags of `serve`.
+func (c *Config) ServeFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (CLOUDKEYS_ADDR)")
+	c.DatabaseFlags(fs)
+	fs.BoolVar(&c.AllowMissingKeys, "allow-missing-keys", false, "start even if stored API keys use encryption keys missing from the key set (those read NEEDS_REENTRY)")
+	fs.BoolVar(&c.NoMigrate, "no-migrate", false, "do not apply pending database migrations: refuse to start while any is pending ('cloudkeys migrate' applies them)")
+}
+
+// Finish checks what Read and the flags gave. With secrets (serve), it also
+// reads the JWT secret and the audit key, and production requires the JWT
+// secret and the encryption keys; the operator's commands (keys, migrate,
+// users) pass false: they sign no token, and find the keys themselves if
+// they need them.
+func (c *Config) Finish(secrets bool) error {
+	if c.envErr != nil {
+		return c.envErr
+	}
 	switch c.Env {
 	case "development", "production":
 	default:
-		return nil, fmt.Errorf("CLOUDKEYS_ENV must be development or production, not %q", c.Env)
+		return fmt.Errorf("CLOUDKEYS_ENV must be development or production, not %q", c.Env)
 	}
-	if err := c.loadJWTSecret(getenv); err != nil {
-		return nil, err
-	}
-	if prod && len(c.EncryptionKeys) == 0 && c.EncryptionKeysFile == "" {
-		return nil, errors.New("production needs encryption keys: set CLOUDKEYS_ENCRYPTION_KEYS (a JWK Set) or CLOUDKEYS_ENCRYPTION_KEYS_FILE")
+	if secrets {
+		if err := c.loadJWTSecret(); err != nil {
+			return err
+		}
+		if err := c.loadAuditKey(); err != nil {
+			return err
+		}
+		if c.Production() && len(c.EncryptionKeys) == 0 && c.EncryptionKeysFile == "" {
+			return errors.New("production needs encryption keys: set CLOUDKEYS_ENCRYPTION_KEYS (a JWK Set) or CLOUDKEYS_ENCRYPTION_KEYS_FILE")
+		}
 	}
 	if c.LoginWindow <= 0 && (c.LoginMaxPerEmail > 0 || c.LoginMaxPerAddr > 0) {
-		return nil, errors.New("CLOUDKEYS_LOGIN_WINDOW must be longer than 0 while a login limit is set (set CLOUDKEYS_LOGIN_MAX_PER_EMAIL and _PER_ADDR to 0 to turn the throttle off)")
+		return errors.New("CLOUDKEYS_LOGIN_WINDOW must be longer than 0 while a login limit is set (set CLOUDKEYS_LOGIN_MAX_PER_EMAIL and _PER_ADDR to 0 to turn the throttle off)")
 	}
 	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 {
-		return nil, errors.New("CLOUDKEYS_ACCESS_TOKEN_TTL and CLOUDKEYS_REFRESH_TOKEN_TTL must be longer than 0")
+		return errors.New("CLOUDKEYS_ACCESS_TOKEN_TTL and CLOUDKEYS_REFRESH_TOKEN_TTL must be longer than 0")
 	}
 	if c.RelayHeaderTimeout <= 0 || c.RelayMaxDuration <= 0 || c.RelayUsageFlush <= 0 || c.RelayUsageFlush > time.Minute {
-		return nil, errors.New("CLOUDKEYS_RELAY_HEADER_TIMEOUT and CLOUDKEYS_RELAY_MAX_DURATION must be longer than 0, and CLOUDKEYS_RELAY_USAGE_FLUSH between 0 and 1m (lastUsedAt is at most a minute stale)")
+		return errors.New("CLOUDKEYS_RELAY_HEADER_TIMEOUT and CLOUDKEYS_RELAY_MAX_DURATION must be longer than 0, and CLOUDKEYS_RELAY_USAGE_FLUSH between 0 and 1m (lastUsedAt is at most a minute stale)")
+	}
+	if c.Registration != "open" && c.Registration != "closed" {
+		return fmt.Errorf("CLOUDKEYS_REGISTRATION is %q: it must be open or closed", c.Registration)
 	}
 	if c.HashConcurrency == 0 {
 		c.HashConcurrency = HashSlots(c.HashMemoryBudgetMiB, c.Argon2.MemoryKiB, runtime.NumCPU())
 	}
-	return c, nil
+	return nil
 }
 
 // HashSlots sizes the hashing semaphore to a memory budget: as many hashes
@@ -200,28 +282,58 @@ func HashSlots(budgetMiB int, memoryKiB uint32, cpus int) int {
 // at least 256 bits).
 const MinJWTSecretLen = 32
 
-func (c *Config) loadJWTSecret(getenv func(string) string) error {
-	secret, file := getenv("CLOUDKEYS_JWT_SECRET"), getenv("CLOUDKEYS_JWT_SECRET_FILE")
+func (c *Config) loadJWTSecret() error {
+	secret, source, err := readSecret("CLOUDKEYS_JWT_SECRET", c.secretVars.jwt, c.secretVars.jwtFile)
 	switch {
-	case secret != "" && file != "":
-		return errors.New("set CLOUDKEYS_JWT_SECRET or CLOUDKEYS_JWT_SECRET_FILE, not both")
-	case secret != "":
-		c.JWTSecret, c.JWTSecretSource = []byte(secret), "CLOUDKEYS_JWT_SECRET"
+	case err != nil:
+		return err
+	case secret == nil && c.Production():
+		return errors.New("production needs a JWT secret: set CLOUDKEYS_JWT_SECRET or CLOUDKEYS_JWT_SECRET_FILE (at least 32 bytes; 'cloudkeys init' writes one)")
+	case secret == nil:
+		return nil // generated into the data directory by the caller
+	}
+	if len(secret) < MinJWTSecretLen {
+		return fmt.Errorf("the JWT secret from %s is too short: it needs at least %d bytes", source, MinJWTSecretLen)
+	}
+	c.JWTSecret, c.JWTSecretSource = secret, source
+	return nil
+}
+
+// MinAuditKeyLen is the shortest audit key accepted, in bytes.
+const MinAuditKeyLen = 32
+
+// loadAuditKey reads CLOUDKEYS_AUDIT_KEY or _FILE when one is set, and
+// checks its length. Nothing requires it yet: it is the key of the audit
+// trail's chain (SPEC §9), which 'cloudkeys init' already writes.
+func (c *Config) loadAuditKey() error {
+	key, source, err := readSecret("CLOUDKEYS_AUDIT_KEY", c.secretVars.audit, c.secretVars.auditFile)
+	if err != nil || key == nil {
+		return err
+	}
+	if len(key) < MinAuditKeyLen {
+		return fmt.Errorf("the audit key from %s is too short: it needs at least %d bytes", source, MinAuditKeyLen)
+	}
+	c.AuditKey, c.AuditKeySource = key, source
+	return nil
+}
+
+// readSecret reads the secret of variable name, given by value or in the
+// file named by name_FILE (trailing line breaks trimmed); nil if neither
+// is set.
+func readSecret(name, value, file string) ([]byte, string, error) {
+	switch {
+	case value != "" && file != "":
+		return nil, "", fmt.Errorf("set %s or %s_FILE, not both", name, name)
+	case value != "":
+		return []byte(value), name, nil
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return fmt.Errorf("read CLOUDKEYS_JWT_SECRET_FILE: %w", err)
+			return nil, "", fmt.Errorf("read %s_FILE: %w", name, err)
 		}
-		c.JWTSecret, c.JWTSecretSource = []byte(strings.TrimRight(string(b), "\r\n")), file
-	case c.Production():
-		return errors.New("production needs a JWT secret: set CLOUDKEYS_JWT_SECRET or CLOUDKEYS_JWT_SECRET_FILE (at least 32 bytes)")
-	default:
-		return nil // generated into the data directory by the caller
+		return []byte(strings.TrimRight(string(b), "\r\n")), file, nil
 	}
-	if len(c.JWTSecret) < MinJWTSecretLen {
-		return fmt.Errorf("the JWT secret from %s is too short: it needs at least %d bytes", c.JWTSecretSource, MinJWTSecretLen)
-	}
-	return nil
+	return nil, "", nil
 }
 
 // JWTSecretPath is where a development JWT secret is generated.

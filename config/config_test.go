@@ -2,6 +2,8 @@ package config
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -99,5 +101,77 @@ func TestSettingsThatWouldQuietlyTurnThingsOff(t *testing.T) {
 	if _, err := load(t, map[string]string{"CLOUDKEYS_LOGIN_WINDOW": "0s",
 		"CLOUDKEYS_LOGIN_MAX_PER_EMAIL": "0", "CLOUDKEYS_LOGIN_MAX_PER_ADDR": "0"}); err != nil {
 		t.Errorf("throttle off: %v", err)
+	}
+}
+
+// SPEC §10: the first register is an admin in development, not in
+// production unless CLOUDKEYS_FIRST_USER_ADMIN=true.
+func TestFirstUserAdminDefaults(t *testing.T) {
+	prod := map[string]string{
+		"CLOUDKEYS_ENV":             "production",
+		"CLOUDKEYS_JWT_SECRET":      strings.Repeat("s", 32),
+		"CLOUDKEYS_ENCRYPTION_KEYS": `{"keys":[]}`,
+	}
+	for _, tc := range []struct {
+		vars map[string]string
+		set  string
+		want bool
+	}{
+		{nil, "", true},
+		{nil, "false", false},
+		{prod, "", false},
+		{prod, "true", true},
+	} {
+		vars := map[string]string{}
+		for k, v := range tc.vars {
+			vars[k] = v
+		}
+		if tc.set != "" {
+			vars["CLOUDKEYS_FIRST_USER_ADMIN"] = tc.set
+		}
+		c, err := load(t, vars)
+		if err != nil || c.FirstUserAdmin != tc.want {
+			t.Errorf("%v: FirstUserAdmin %v (%v), want %v", vars, c.FirstUserAdmin, err, tc.want)
+		}
+	}
+}
+
+func TestAuditKey(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "audit-key")
+	if err := os.WriteFile(file, []byte(strings.Repeat("a", 43)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := load(t, map[string]string{"CLOUDKEYS_AUDIT_KEY_FILE": file})
+	if err != nil || string(c.AuditKey) != strings.Repeat("a", 43) || c.AuditKeySource != file {
+		t.Fatalf("audit key from a file: %q %q %v", c.AuditKey, c.AuditKeySource, err)
+	}
+	for name, vars := range map[string]map[string]string{
+		"too short": {"CLOUDKEYS_AUDIT_KEY": "short"},
+		"both":      {"CLOUDKEYS_AUDIT_KEY": strings.Repeat("a", 32), "CLOUDKEYS_AUDIT_KEY_FILE": file},
+		"missing":   {"CLOUDKEYS_AUDIT_KEY_FILE": filepath.Join(dir, "nope")},
+	} {
+		if _, err := load(t, vars); err == nil || !strings.Contains(err.Error(), "CLOUDKEYS_AUDIT_KEY") && !strings.Contains(err.Error(), "audit key") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// The operator's commands read the configuration without the secrets:
+// production needs neither a JWT secret nor keys there, and none is read.
+func TestFinishWithoutSecrets(t *testing.T) {
+	c := Read(func(k string) string {
+		return map[string]string{"CLOUDKEYS_ENV": "production", "CLOUDKEYS_JWT_SECRET_FILE": "/nonexistent"}[k]
+	})
+	if err := c.Finish(false); err != nil {
+		t.Fatal(err)
+	}
+	if c.JWTSecret != nil || c.HashConcurrency == 0 {
+		t.Fatalf("%+v", c)
+	}
+	// A malformed variable is still refused.
+	c = Read(func(k string) string { return map[string]string{"CLOUDKEYS_LOGIN_WINDOW": "soon"}[k] })
+	if err := c.Finish(false); err == nil || !strings.Contains(err.Error(), "CLOUDKEYS_LOGIN_WINDOW") {
+		t.Fatalf("malformed variable: %v", err)
 	}
 }

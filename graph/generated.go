@@ -36,6 +36,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
 	RelayKey() RelayKeyResolver
+	Session() SessionResolver
 	User() UserResolver
 }
 
@@ -86,6 +87,7 @@ type ComplexityRoot struct {
 		ChangePassword        func(childComplexity int, currentPassword string, newPassword string) int
 		CreateCloudCredential func(childComplexity int, input CreateCloudCredentialInput) int
 		CreateRelayKey        func(childComplexity int, input CreateRelayKeyInput) int
+		CreateUser            func(childComplexity int, input RegisterInput) int
 		DeleteCloudCredential func(childComplexity int, id string) int
 		DeleteUser            func(childComplexity int, id string) int
 		Login                 func(childComplexity int, email string, password string) int
@@ -94,6 +96,7 @@ type ComplexityRoot struct {
 		Register              func(childComplexity int, input RegisterInput) int
 		ResetUserPassword     func(childComplexity int, id string, newPassword string) int
 		RevokeRelayKey        func(childComplexity int, id string) int
+		RevokeSession         func(childComplexity int, id string) int
 		TestCloudCredential   func(childComplexity int, id string) int
 		UpdateCloudCredential func(childComplexity int, id string, input UpdateCloudCredentialInput) int
 		UpdateUser            func(childComplexity int, id string, input UpdateUserInput) int
@@ -133,6 +136,16 @@ type ComplexityRoot struct {
 		Secret   func(childComplexity int) int
 	}
 
+	Session struct {
+		ClientAddr func(childComplexity int) int
+		CreatedAt  func(childComplexity int) int
+		Current    func(childComplexity int) int
+		ExpiresAt  func(childComplexity int) int
+		ID         func(childComplexity int) int
+		LastUsedAt func(childComplexity int) int
+		UserAgent  func(childComplexity int) int
+	}
+
 	Usage struct {
 		Errors       func(childComplexity int) int
 		InputTokens  func(childComplexity int) int
@@ -156,6 +169,7 @@ type ComplexityRoot struct {
 		Email      func(childComplexity int) int
 		ID         func(childComplexity int) int
 		IsAdmin    func(childComplexity int) int
+		Sessions   func(childComplexity int) int
 		Status     func(childComplexity int) int
 	}
 
@@ -191,8 +205,10 @@ type MutationResolver interface {
 	TestCloudCredential(ctx context.Context, id string) (*probe.Result, error)
 	CreateRelayKey(ctx context.Context, input CreateRelayKeyInput) (*RelayKeyCreated, error)
 	RevokeRelayKey(ctx context.Context, id string) (*models.RelayKey, error)
+	RevokeSession(ctx context.Context, id string) (*bool, error)
 	UpdateUser(ctx context.Context, id string, input UpdateUserInput) (*models.User, error)
 	DeleteUser(ctx context.Context, id string) (*bool, error)
+	CreateUser(ctx context.Context, input RegisterInput) (*models.User, error)
 	ResetUserPassword(ctx context.Context, id string, newPassword string) (*bool, error)
 }
 type QueryResolver interface {
@@ -212,8 +228,12 @@ type RelayKeyResolver interface {
 	Usage(ctx context.Context, obj *models.RelayKey) (*models.Usage, error)
 	UsageByDay(ctx context.Context, obj *models.RelayKey, days *int) ([]*models.UsageDay, error)
 }
+type SessionResolver interface {
+	Current(ctx context.Context, obj *models.Session) (bool, error)
+}
 type UserResolver interface {
 	ApprovedBy(ctx context.Context, obj *models.User) (*models.User, error)
+	Sessions(ctx context.Context, obj *models.User) ([]*models.Session, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -432,6 +452,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateRelayKey(childComplexity, args["input"].(CreateRelayKeyInput)), true
+	case "Mutation.createUser":
+		if e.ComplexityRoot.Mutation.CreateUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateUser(childComplexity, args["input"].(RegisterInput)), true
 	case "Mutation.deleteCloudCredential":
 		if e.ComplexityRoot.Mutation.DeleteCloudCredential == nil {
 			break
@@ -520,6 +551,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeRelayKey(childComplexity, args["id"].(string)), true
+	case "Mutation.revokeSession":
+		if e.ComplexityRoot.Mutation.RevokeSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeSession(childComplexity, args["id"].(string)), true
 	case "Mutation.testCloudCredential":
 		if e.ComplexityRoot.Mutation.TestCloudCredential == nil {
 			break
@@ -706,6 +748,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RelayKeyCreated.Secret(childComplexity), true
 
+	case "Session.clientAddr":
+		if e.ComplexityRoot.Session.ClientAddr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.ClientAddr(childComplexity), true
+	case "Session.createdAt":
+		if e.ComplexityRoot.Session.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.CreatedAt(childComplexity), true
+	case "Session.current":
+		if e.ComplexityRoot.Session.Current == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.Current(childComplexity), true
+	case "Session.expiresAt":
+		if e.ComplexityRoot.Session.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.ExpiresAt(childComplexity), true
+	case "Session.id":
+		if e.ComplexityRoot.Session.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.ID(childComplexity), true
+	case "Session.lastUsedAt":
+		if e.ComplexityRoot.Session.LastUsedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.LastUsedAt(childComplexity), true
+	case "Session.userAgent":
+		if e.ComplexityRoot.Session.UserAgent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.UserAgent(childComplexity), true
+
 	case "Usage.errors":
 		if e.ComplexityRoot.Usage.Errors == nil {
 			break
@@ -804,6 +889,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.IsAdmin(childComplexity), true
+	case "User.sessions":
+		if e.ComplexityRoot.User.Sessions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Sessions(childComplexity), true
 	case "User.status":
 		if e.ComplexityRoot.User.Status == nil {
 			break
@@ -968,8 +1059,10 @@ type AuthPayload {
   "When ` + "`" + `accessToken` + "`" + ` stops working (15 minutes by default)."
   expiresAt: Time!
   """
-  An opaque, single-use token for ` + "`" + `refreshToken` + "`" + `: each use returns a new one and retires this one.
-  Presenting a retired token again revokes the whole session, as a stolen token would.
+  An opaque token for ` + "`" + `refreshToken` + "`" + `, meant for one use: each use returns a new one. Tabs
+  refreshing at the same moment may share it: every use within the grace window (10 s by
+  default) after the first, up to 10 uses in all, gets working tokens of its own. A use after
+  the window revokes the whole session, as a stolen token would.
   """
   refreshToken: String!
   "When ` + "`" + `refreshToken` + "`" + ` stops working if it is not used (30 days by default)."
@@ -993,24 +1086,30 @@ type Query {
 
 type Mutation {
   """
-  Creates an account. The first account ever registered is an approved admin; every later
-  one is ` + "`" + `PENDING` + "`" + ` until an admin approves it. Errors: ` + "`" + `BAD_USER_INPUT` + "`" + ` (email or password),
-  ` + "`" + `CONFLICT` + "`" + ` (email already registered).
+  Creates an account, ` + "`" + `PENDING` + "`" + ` until an admin approves it (in development the first account
+  ever registered is an approved admin; in production only with
+  ` + "`" + `CLOUDKEYS_FIRST_USER_ADMIN=true` + "`" + `). Errors: ` + "`" + `BAD_USER_INPUT` + "`" + ` (email or password), ` + "`" + `CONFLICT` + "`" + `
+  (email already registered), ` + "`" + `RATE_LIMITED` + "`" + ` (too many registrations from this address:
+  ` + "`" + `CLOUDKEYS_REGISTER_MAX_PER_ADDR` + "`" + ` per hour, or every hashing slot of registration busy; see
+  ` + "`" + `extensions.retryAfter` + "`" + `), ` + "`" + `FORBIDDEN` + "`" + ` (registration is closed: ` + "`" + `CLOUDKEYS_REGISTRATION=closed` + "`" + `).
   """
   register(input: RegisterInput!): User
 
   """
-  Signs in. Errors: ` + "`" + `UNAUTHENTICATED` + "`" + ` (wrong email or password; the same message either way),
-  ` + "`" + `ACCOUNT_PENDING` + "`" + `, ` + "`" + `ACCOUNT_DISABLED` + "`" + `, ` + "`" + `RATE_LIMITED` + "`" + ` (too many failed attempts; see
-  ` + "`" + `extensions.retryAfter` + "`" + `, in seconds).
+  Signs in. Errors: ` + "`" + `UNAUTHENTICATED` + "`" + ` with ` + "`" + `extensions.reason: BAD_CREDENTIALS` + "`" + ` (wrong email
+  or password; the same message either way), ` + "`" + `ACCOUNT_PENDING` + "`" + `, ` + "`" + `ACCOUNT_DISABLED` + "`" + `,
+  ` + "`" + `RATE_LIMITED` + "`" + ` (too many failed attempts; see ` + "`" + `extensions.retryAfter` + "`" + `, in seconds).
   """
   login(email: String!, password: String!): AuthPayload
 
   """
   Exchanges a refresh token for a new access token and a new refresh token (rotation).
-  A token that was already used revokes its whole session and answers ` + "`" + `UNAUTHENTICATED` + "`" + `,
-  except that the token used just before may be retried once within a short grace window,
-  for a client that lost the previous response.
+  Within the grace window after a token's first use (10 s by default), up to 10 uses of it in
+  all (several tabs refreshing at once, a client that lost the answer) each get working
+  tokens, and none signs the user out; an 11th use within the window is refused without
+  ending the session. A use after the window revokes the whole session. Errors:
+  ` + "`" + `UNAUTHENTICATED` + "`" + ` with ` + "`" + `extensions.reason` + "`" + ` ` + "`" + `REFRESH_TOKEN_INVALID` + "`" + `, ` + "`" + `REFRESH_TOKEN_EXPIRED` + "`" + `
+  or ` + "`" + `REFRESH_TOKEN_REUSED` + "`" + ` (sign in again), ` + "`" + `ACCOUNT_PENDING` + "`" + `, ` + "`" + `ACCOUNT_DISABLED` + "`" + `.
   """
   refreshToken(refreshToken: String!): AuthPayload
 
@@ -1023,7 +1122,9 @@ type Mutation {
 
   """
   Changes the caller's password after checking the current one, and signs out every other
-  session of the caller. Errors: ` + "`" + `UNAUTHENTICATED` + "`" + ` (wrong current password), ` + "`" + `BAD_USER_INPUT` + "`" + `.
+  session of the caller. Errors: ` + "`" + `BAD_USER_INPUT` + "`" + ` on ` + "`" + `field: currentPassword` + "`" + ` (wrong current
+  password: not ` + "`" + `UNAUTHENTICATED` + "`" + `, which would sign the client out over a typo) or
+  ` + "`" + `newPassword` + "`" + `, ` + "`" + `RATE_LIMITED` + "`" + `.
   """
   changePassword(currentPassword: String!, newPassword: String!): Boolean @auth
 }
@@ -1321,6 +1422,42 @@ type PageInfo {
   endCursor: String
 }
 `, BuiltIn: false},
+	{Name: "../schema/sessions.graphql", Input: `"One sign-in of the caller: a device or browser, with its refresh tokens."
+type Session {
+  "Random, stable identifier (a UUID); the ` + "`" + `sid` + "`" + ` claim of its access tokens."
+  id: ID!
+  "When the user signed in."
+  createdAt: Time!
+  "When the session last signed in or refreshed (not moved by every request)."
+  lastUsedAt: Time!
+  "When the session ends unless it refreshes before."
+  expiresAt: Time!
+  "The client address of the last sign-in or refresh."
+  clientAddr: String!
+  "The ` + "`" + `User-Agent` + "`" + ` sent at sign-in (at most 256 bytes of printable characters), if any."
+  userAgent: String
+  "Whether this is the session of the access token of this request."
+  current: Boolean!
+}
+
+extend type User {
+  """
+  The live sessions of this user, most recently used first (at most 50: signing in beyond
+  that ends the least recently used one). Only on the caller's own ` + "`" + `User` + "`" + `: null for every
+  other user, admins included (an admin ends a user's sessions by disabling the account or
+  resetting its password).
+  """
+  sessions: [Session!]
+}
+
+extend type Mutation {
+  """
+  Ends one of the caller's sessions: its access and refresh tokens stop working on their
+  next request. Errors: ` + "`" + `NOT_FOUND` + "`" + ` (not a live session of the caller).
+  """
+  revokeSession(id: ID!): Boolean @auth
+}
+`, BuiltIn: false},
 	{Name: "../schema/users.graphql", Input: `"One user in a ` + "`" + `UserConnection` + "`" + `."
 type UserEdge {
   "Opaque position of this edge; pass it as ` + "`" + `after` + "`" + ` to continue after it."
@@ -1362,6 +1499,11 @@ extend type Mutation {
   updateUser(id: ID!, input: UpdateUserInput!): User @auth(requires: ADMIN)
   "Admins only: deletes an account with its sessions and credentials. Never the last approved admin (` + "`" + `FORBIDDEN` + "`" + `)."
   deleteUser(id: ID!): Boolean @auth(requires: ADMIN)
+  """
+  Admins only: creates an account, approved at once (with ` + "`" + `approvedBy` + "`" + ` the admin), whether or
+  not registration is open. Errors as for ` + "`" + `register` + "`" + `, without its per-address limit.
+  """
+  createUser(input: RegisterInput!): User @auth(requires: ADMIN)
   "Admins only: sets a new password for an account and signs out all of its sessions."
   resetUserPassword(id: ID!, newPassword: String!): Boolean @auth(requires: ADMIN)
 }
@@ -1497,6 +1639,26 @@ func (ec *executionContext) childFields_RelayKeyCreated(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type RelayKeyCreated", field.Name)
 }
 
+func (ec *executionContext) childFields_Session(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Session_id(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Session_createdAt(ctx, field)
+	case "lastUsedAt":
+		return ec.fieldContext_Session_lastUsedAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Session_expiresAt(ctx, field)
+	case "clientAddr":
+		return ec.fieldContext_Session_clientAddr(ctx, field)
+	case "userAgent":
+		return ec.fieldContext_Session_userAgent(ctx, field)
+	case "current":
+		return ec.fieldContext_Session_current(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Session", field.Name)
+}
+
 func (ec *executionContext) childFields_Usage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "requests":
@@ -1545,6 +1707,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_approvedAt(ctx, field)
 	case "approvedBy":
 		return ec.fieldContext_User_approvedBy(ctx, field)
+	case "sessions":
+		return ec.fieldContext_User_sessions(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -1763,6 +1927,20 @@ func (ec *executionContext) field_Mutation_createRelayKey_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RegisterInput, error) {
+			return ec.unmarshalNRegisterInput2cloudkeysᚋgraphᚐRegisterInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteCloudCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1886,6 +2064,20 @@ func (ec *executionContext) field_Mutation_resetUserPassword_args(ctx context.Co
 }
 
 func (ec *executionContext) field_Mutation_revokeRelayKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokeSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -3377,6 +3569,68 @@ func (ec *executionContext) fieldContext_Mutation_revokeRelayKey(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_revokeSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokeSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeSession(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖcloudkeysᚋmodelsᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *bool
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *bool
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokeSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_updateUser(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3495,6 +3749,68 @@ func (ec *executionContext) fieldContext_Mutation_deleteUser(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deleteUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createUser(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateUser(ctx, fc.Args["input"].(RegisterInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖcloudkeysᚋmodelsᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *models.User
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *models.User
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖcloudkeysᚋmodelsᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4379,6 +4695,167 @@ func (ec *executionContext) fieldContext_RelayKeyCreated_secret(_ context.Contex
 	return graphql.NewScalarFieldContext("RelayKeyCreated", field, false, false, "String")
 }
 
+func (ec *executionContext) _Session_id(ctx context.Context, field graphql.CollectedField, obj *models.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Session_createdAt(ctx context.Context, field graphql.CollectedField, obj *models.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Session_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *models.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_lastUsedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastUsedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Session_expiresAt(ctx context.Context, field graphql.CollectedField, obj *models.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Session_clientAddr(ctx context.Context, field graphql.CollectedField, obj *models.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_clientAddr(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientAddr, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_clientAddr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "String")
+}
+
+func (ec *executionContext) _Session_userAgent(ctx context.Context, field graphql.CollectedField, obj *models.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_userAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserAgent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Session_userAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "String")
+}
+
+func (ec *executionContext) _Session_current(ctx context.Context, field graphql.CollectedField, obj *models.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_current(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Session().Current(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_current(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, true, true, "Boolean")
+}
+
 func (ec *executionContext) _Usage_requests(ctx context.Context, field graphql.CollectedField, obj *models.Usage) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4774,6 +5251,38 @@ func (ec *executionContext) fieldContext_User_approvedBy(_ context.Context, fiel
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_sessions(ctx context.Context, field graphql.CollectedField, obj *models.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_sessions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Sessions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.Session) graphql.Marshaler {
+			return ec.marshalOSession2ᚕᚖcloudkeysᚋmodelsᚐSessionᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_sessions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Session(ctx, field)
 		},
 	}
 	return fc, nil
@@ -6635,6 +7144,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "revokeSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeSession(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "updateUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateUser(ctx, field)
@@ -6645,6 +7161,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deleteUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteUser(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createUser":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createUser(ctx, field)
 			})
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
@@ -6928,6 +7451,70 @@ func (ec *executionContext) _RelayKeyCreated(ctx context.Context, sel ast.Select
 	return out
 }
 
+var sessionImplementors = []string{"Session"}
+
+func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, obj *models.Session) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sessionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Session")
+		case "id":
+			out.Values[i] = ec._Session_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Session_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastUsedAt":
+			out.Values[i] = ec._Session_lastUsedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Session_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clientAddr":
+			out.Values[i] = ec._Session_clientAddr(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "userAgent":
+			out.Values[i] = ec._Session_userAgent(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "current":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Session_current(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var usageImplementors = []string{"Usage"}
 
 func (ec *executionContext) _Usage(ctx context.Context, sel ast.SelectionSet, obj *models.Usage) graphql.Marshaler {
@@ -7080,6 +7667,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_approvedBy(ctx, field, obj)
+				})
+		case "sessions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_sessions(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -7749,6 +8342,14 @@ func (ec *executionContext) marshalNRelayKey2ᚖcloudkeysᚋmodelsᚐRelayKey(ct
 	return ec._RelayKey(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNSession2ᚖcloudkeysᚋmodelsᚐSession(ctx context.Context, sel ast.SelectionSet, v *models.Session) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Session!")
+		return graphql.Null
+	}
+	return ec._Session(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -8245,6 +8846,25 @@ var (
 		models.RoleAdmin: "ADMIN",
 	}
 )
+
+func (ec *executionContext) marshalOSession2ᚕᚖcloudkeysᚋmodelsᚐSessionᚄ(ctx context.Context, sel ast.SelectionSet, v []*models.Session) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSession2ᚖcloudkeysᚋmodelsᚐSession(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	if v == nil {

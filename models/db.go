@@ -30,6 +30,9 @@ type Options struct {
 	DataDir string
 	// MaxOpenConns bounds the pool (0: a default suited to the dialect).
 	MaxOpenConns int
+	// NoMigrate makes Open refuse (*PendingMigrationsError) while
+	// migrations are pending instead of applying them.
+	NoMigrate bool
 }
 
 // IsPostgres reports whether url selects PostgreSQL.
@@ -45,41 +48,75 @@ func (o Options) SQLitePath() string {
 	return filepath.Join(o.DataDir, "cloudkeys.db")
 }
 
+func (o Options) dialect() string {
+	if IsPostgres(o.URL) {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// dsn is the connection string of database/sql (migrations) and,
+// for SQLite, of GORM too. WAL lets readers run beside the one writer;
+// BEGIN IMMEDIATE takes the write lock up front so that concurrent writers
+// wait (busy timeout) instead of failing with SQLITE_BUSY on lock upgrade.
+func (o Options) dsn() string {
+	if IsPostgres(o.URL) {
+		return o.URL
+	}
+	return "file:" + o.SQLitePath() + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
+}
+
+// createSQLiteFile creates the SQLite file (and its directory) if missing.
+// The file holds password hashes and ciphertexts: it is created 0600
+// (SQLite gives its -wal and -shm files the same mode).
+func (o Options) createSQLiteFile() error {
+	if IsPostgres(o.URL) {
+		return nil
+	}
+	path := o.SQLitePath()
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open database file: %w", err)
+	}
+	return f.Close()
+}
+
 // Now is the clock of every stored time: UTC, at the microsecond precision
 // both SQLite and PostgreSQL keep, so values compare the same in both.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-// Open connects to the database, applies pending migrations and returns a
-// handle ready for concurrent use. Plugins (such as the API-key encryption
+// Open connects to the database, applies pending migrations (with
+// NoMigrate: refuses while any is pending) and returns a handle ready for
+// concurrent use. Plugins (such as the API-key encryption
 // plugin) are registered on the returned handle.
 func Open(ctx context.Context, o Options, plugins ...gorm.Plugin) (*gorm.DB, error) {
+	if o.NoMigrate {
+		state, err := MigrationStatus(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		if state.Dirty || len(state.Pending) > 0 {
+			return nil, &PendingMigrationsError{State: state}
+		}
+	}
+	if err := o.createSQLiteFile(); err != nil {
+		return nil, err
+	}
 	var dialector gorm.Dialector
-	var migrationDSN string
 	if IsPostgres(o.URL) {
 		dialector = postgres.New(postgres.Config{DSN: o.URL})
-		migrationDSN = o.URL
 	} else {
-		path := o.SQLitePath()
-		if dir := filepath.Dir(path); dir != "" {
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return nil, fmt.Errorf("create database directory: %w", err)
-			}
-		}
-		// The file holds password hashes and ciphertexts: create it 0600
-		// (SQLite gives its -wal and -shm files the same mode).
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("open database file: %w", err)
-		}
-		f.Close()
-		// WAL lets readers run beside the one writer; BEGIN IMMEDIATE takes
-		// the write lock up front so that concurrent writers wait (busy
-		// timeout) instead of failing with SQLITE_BUSY on lock upgrade.
-		migrationDSN = "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
-		dialector = sqlite.Open(migrationDSN)
+		dialector = sqlite.Open(o.dsn())
 	}
-	if err := runMigrations(ctx, dialector.Name(), migrationDSN); err != nil {
-		return nil, err
+	if !o.NoMigrate {
+		if err := runMigrations(ctx, o.dialect(), o.dsn()); err != nil {
+			return nil, err
+		}
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		NowFunc: Now,

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -23,40 +25,68 @@ type Session struct {
 	ID         string `gorm:"primaryKey"`
 	UserID     string
 	ClientAddr string
+	UserAgent  *string // as the client sent it at sign-in, clipped (MaxUserAgent)
 	CreatedAt  time.Time
-	LastUsedAt time.Time
+	LastUsedAt time.Time // moves at sign-in and refresh, not on every request
 	ExpiresAt  time.Time
 	RevokedAt  *time.Time
 }
 
 // RefreshToken is one issued refresh token, known only by its hash.
 type RefreshToken struct {
-	TokenHash  string `gorm:"primaryKey"`
-	SessionID  string
-	CreatedAt  time.Time
-	ExpiresAt  time.Time
-	UsedAt     *time.Time
-	ReplacedBy *string
-	Retried    bool
+	TokenHash string `gorm:"primaryKey"`
+	SessionID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time // the first use
+	// Uses counts the uses: the first, then each within the grace window
+	// (at most MaxGraceUses in all).
+	Uses int
 }
 
 // SessionPolicy holds the lifetimes of refresh tokens.
 type SessionPolicy struct {
 	// TTL is how long a refresh token (and so its session) lives unused.
 	TTL time.Duration
-	// Grace is how long after a rotation the token just replaced may be
-	// presented once more (a client that lost the response) without being
-	// taken for a stolen one. Zero disables the grace.
+	// Grace is how long after its first use a refresh token may still be
+	// used (by other tabs refreshing at the same moment, or a client that
+	// lost the response) without being taken for a stolen one. Zero
+	// disables the grace: a token is strictly single-use.
 	Grace time.Duration
 }
 
+// MaxGraceUses is how many uses of one refresh token within the grace
+// window get working tokens (SPEC §9: several tabs refreshing at once).
+const MaxGraceUses = 10
+
+// MaxLiveSessions is how many live sessions one user may have: signing in
+// beyond it ends the least recently used.
+const MaxLiveSessions = 50
+
+// MaxUserAgent bounds the user agent kept with a session, in bytes.
+const MaxUserAgent = 256
+
 // CreateSession starts a session for the user at now with its first
-// refresh token, given by hash.
-func CreateSession(ctx context.Context, db *gorm.DB, userID, clientAddr, tokenHash string, p SessionPolicy, now time.Time) (*Session, *RefreshToken, error) {
-	s := &Session{ID: uuid.NewString(), UserID: userID, ClientAddr: clientAddr,
+// refresh token, given by hash, and ends the least recently used of the
+// user's live sessions beyond MaxLiveSessions.
+func CreateSession(ctx context.Context, db *gorm.DB, userID, clientAddr, userAgent, tokenHash string, p SessionPolicy, now time.Time) (*Session, *RefreshToken, error) {
+	s := &Session{ID: uuid.NewString(), UserID: userID, ClientAddr: clientAddr, UserAgent: clipUserAgent(userAgent),
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(p.TTL)}
 	t := &RefreshToken{TokenHash: tokenHash, SessionID: s.ID, CreatedAt: now, ExpiresAt: s.ExpiresAt}
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lock(tx, "sessions:"+userID); err != nil {
+			return err
+		}
+		var oldest []string
+		if err := liveSessions(tx, userID, now).Order("last_used_at DESC, id").Offset(MaxLiveSessions-1).
+			Pluck("id", &oldest).Error; err != nil {
+			return err
+		}
+		if len(oldest) > 0 {
+			if err := tx.Model(&Session{}).Where("id IN ?", oldest).Update("revoked_at", now).Error; err != nil {
+				return err
+			}
+		}
 		if err := tx.Create(s).Error; err != nil {
 			return err
 		}
@@ -68,27 +98,61 @@ func CreateSession(ctx context.Context, db *gorm.DB, userID, clientAddr, tokenHa
 	return s, t, nil
 }
 
-// ErrRefreshInvalid answers a refresh token that is unknown, expired or of
-// a revoked session.
-var ErrRefreshInvalid = apperr.Errorf(apperr.Unauthenticated, "the refresh token is invalid or expired; sign in again")
+func liveSessions(tx *gorm.DB, userID string, now time.Time) *gorm.DB {
+	return tx.Model(&Session{}).Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, now)
+}
 
-// ErrRefreshReused answers a refresh token presented again after it was
-// used (outside the grace); its session has been revoked. Errors wrapping
-// it name the session.
-var ErrRefreshReused = apperr.Errorf(apperr.Unauthenticated, "this refresh token was already used; the session was signed out for safety — sign in again")
+// clipUserAgent keeps at most MaxUserAgent bytes of a user agent, of
+// printable characters only (whole runes); "" is nil.
+func clipUserAgent(ua string) *string {
+	var b strings.Builder
+	for _, r := range ua {
+		if !unicode.IsPrint(r) {
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > MaxUserAgent {
+			break
+		}
+		b.WriteRune(r)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	out := b.String()
+	return &out
+}
+
+// The refusals of refreshToken, by reason.
+var (
+	// ErrRefreshInvalid answers a refresh token that is unknown, or of a
+	// session that was revoked.
+	ErrRefreshInvalid = apperr.Unauthenticatedf(apperr.ReasonRefreshInvalid, "the refresh token is not valid; sign in again")
+	// ErrRefreshExpired answers a refresh token (or session) past its lifetime.
+	ErrRefreshExpired = apperr.Unauthenticatedf(apperr.ReasonRefreshExpired, "the refresh token has expired; sign in again")
+	// ErrRefreshReused answers a refresh token presented again after its
+	// grace window; its session has been revoked. Errors wrapping it name
+	// the session.
+	ErrRefreshReused = apperr.Unauthenticatedf(apperr.ReasonRefreshReused, "this refresh token was already used; the session was signed out for safety — sign in again")
+	// ErrRefreshOverused answers a use beyond MaxGraceUses within the
+	// window; the session goes on.
+	ErrRefreshOverused = apperr.Unauthenticatedf(apperr.ReasonRefreshReused, "this refresh token was used too many times at once; use the refresh token of one of the earlier answers")
+)
 
 // RotateRefreshToken exchanges the refresh token with hash presented for a
 // new one with hash next, in the same session, at now, and returns the
 // session's user as it is now. Anyone holding a refresh token may.
 //
-// A token that was already used is taken as stolen: its whole session is
-// revoked and the answer is UNAUTHENTICATED — except the token replaced
-// last, which may be presented once more within p.Grace. An expired or
-// revoked session is refused (UNAUTHENTICATED), and so is a user who may
-// not sign in (ACCOUNT_PENDING, ACCOUNT_DISABLED), before anything is
+// A token is meant for one use, but several tabs of one dashboard refresh
+// at the same moment with the same token: every use within p.Grace of the
+// first, up to MaxGraceUses in all, gets a working refresh token of its
+// own (none retires another) and none ends the session; a further use
+// within the window is refused (REFRESH_TOKEN_REUSED) and the session goes
+// on. A use after the window is taken as theft: the whole session is
+// revoked. An expired or revoked session is refused, and so is a user who
+// may not sign in (ACCOUNT_PENDING, ACCOUNT_DISABLED), before anything is
 // written: the token stays usable should the account be approved again.
-// Rotations of one token run one at a time (a row lock on PostgreSQL,
-// BEGIN IMMEDIATE on SQLite), so two concurrent ones never both win.
+// Uses of one token run one at a time (a row lock on PostgreSQL, BEGIN
+// IMMEDIATE on SQLite), so the count is exact.
 func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string, clientAddr string, p SessionPolicy, now time.Time) (*User, *Session, *RefreshToken, error) {
 	var (
 		user    User
@@ -112,21 +176,21 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 		if err := tx.Where("id = ?", old.SessionID).Take(&session).Error; err != nil {
 			return err
 		}
-		if session.RevokedAt != nil || !now.Before(session.ExpiresAt) || !now.Before(old.ExpiresAt) {
+		switch {
+		case session.RevokedAt != nil:
 			refusal = ErrRefreshInvalid
 			return nil
+		case !now.Before(session.ExpiresAt) || !now.Before(old.ExpiresAt):
+			refusal = ErrRefreshExpired
+			return nil
 		}
-		retry := false
-		if old.UsedAt != nil {
-			ok, err := withinGrace(tx, &old, now, p.Grace)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				refusal = fmt.Errorf("refresh token reused in session %s: %w", session.ID, ErrRefreshReused)
-				return tx.Model(&Session{}).Where("id = ?", session.ID).Update("revoked_at", now).Error
-			}
-			retry = true
+		if old.UsedAt != nil && (p.Grace <= 0 || now.Sub(*old.UsedAt) > p.Grace) {
+			refusal = fmt.Errorf("refresh token reused in session %s: %w", session.ID, ErrRefreshReused)
+			return tx.Model(&Session{}).Where("id = ?", session.ID).Update("revoked_at", now).Error
+		}
+		if old.Uses >= MaxGraceUses {
+			refusal = ErrRefreshOverused
+			return nil
 		}
 		if err := tx.Where("id = ?", session.UserID).Take(&user).Error; err != nil {
 			return err
@@ -135,27 +199,17 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 			refusal = err
 			return nil
 		}
-		if retry {
-			// The lost response's token is retired unused; the retry gets
-			// a fresh one instead.
-			if err := tx.Model(&RefreshToken{}).Where("token_hash = ?", *old.ReplacedBy).
-				Update("used_at", now).Error; err != nil {
-				return err
-			}
-			if err := tx.Model(&RefreshToken{}).Where("token_hash = ?", old.TokenHash).
-				Updates(map[string]any{"retried": true, "replaced_by": next}).Error; err != nil {
-				return err
-			}
-		} else {
-			res := tx.Model(&RefreshToken{}).Where("token_hash = ? AND used_at IS NULL", old.TokenHash).
-				Updates(map[string]any{"used_at": now, "replaced_by": next})
-			if res.Error != nil {
-				return res.Error
-			}
-			if res.RowsAffected == 0 { // a concurrent rotation won the race
-				refusal = ErrRefreshInvalid
-				return nil
-			}
+		used := map[string]any{"uses": gorm.Expr("uses + 1")}
+		if old.UsedAt == nil {
+			used["used_at"] = now
+		}
+		res := tx.Model(&RefreshToken{}).Where("token_hash = ? AND uses = ?", old.TokenHash, old.Uses).Updates(used)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 { // cannot happen under the lock; refuse rather than overcount
+			refusal = ErrRefreshInvalid
+			return nil
 		}
 		session.LastUsedAt, session.ExpiresAt = now, now.Add(p.TTL)
 		if clientAddr != "" {
@@ -176,24 +230,6 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 		return nil, nil, nil, refusal
 	}
 	return &user, &session, issued, nil
-}
-
-// withinGrace reports whether a used token may be presented once more: it
-// was used at most grace ago, not retried before, and the token that
-// replaced it has not been used yet (it is the newest of its session).
-func withinGrace(tx *gorm.DB, old *RefreshToken, now time.Time, grace time.Duration) (bool, error) {
-	if grace <= 0 || old.Retried || old.ReplacedBy == nil || now.Sub(*old.UsedAt) > grace {
-		return false, nil
-	}
-	var successor RefreshToken
-	err := tx.Where("token_hash = ?", *old.ReplacedBy).Take(&successor).Error
-	if notFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return successor.UsedAt == nil, nil
 }
 
 // CanSignIn refuses an account that may not sign in.
@@ -323,3 +359,31 @@ func PruneSessions(ctx context.Context, db *gorm.DB, before time.Time) (int64, e
 	res := db.WithContext(ctx).Where("expires_at < ? OR revoked_at < ?", before, before).Delete(&Session{})
 	return res.RowsAffected, res.Error
 }
+
+// LiveSessions returns the user's live sessions at now, most recently used
+// first. Only the user may see them.
+func LiveSessions(ctx context.Context, db *gorm.DB, userID string, now time.Time) ([]Session, error) {
+	var out []Session
+	err := liveSessions(db.WithContext(ctx), userID, now).Order("last_used_at DESC, id").
+		Limit(MaxLiveSessions).Find(&out).Error
+	return out, err
+}
+
+// EndSession revokes one live session of the user: it ends its access and
+// refresh tokens on their next use. Only the user may; a session that is
+// not theirs, or not live, is NOT_FOUND.
+func EndSession(ctx context.Context, db *gorm.DB, userID, sessionID string, now time.Time) error {
+	if _, err := uuid.Parse(sessionID); err != nil {
+		return errSessionNotFound
+	}
+	res := liveSessions(db.WithContext(ctx), userID, now).Where("id = ?", sessionID).Update("revoked_at", now)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return errSessionNotFound
+	}
+	return nil
+}
+
+var errSessionNotFound = apperr.Errorf(apperr.NotFound, "session not found")

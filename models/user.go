@@ -97,21 +97,54 @@ func ValidateEmail(field, email string) error {
 // first account ever created is an approved admin; every later one is
 // pending. An email already taken is CONFLICT.
 func CreateUser(ctx context.Context, db *gorm.DB, email, passwordHash string) (*User, error) {
-	email = NormalizeEmail(email)
+	return InsertUser(ctx, db, NewUser{Email: email, PasswordHash: passwordHash, FirstUserAdmin: true})
+}
+
+// NewUser is an account to store.
+type NewUser struct {
+	Email        string
+	PasswordHash string // already hashed
+	// FirstUserAdmin makes the first account ever created an approved
+	// admin (development, or CLOUDKEYS_FIRST_USER_ADMIN=true); otherwise it
+	// is pending like every other.
+	FirstUserAdmin bool
+	// Admin stores an approved admin whatever exists already (cloudkeys
+	// users create-admin).
+	Admin bool
+	// Approved stores an approved (non-admin) account, approved by the
+	// admin ApprovedBy (createUser).
+	Approved   bool
+	ApprovedBy string
+}
+
+// InsertUser stores a new account: an approved admin if n.Admin, or if
+// n.FirstUserAdmin and there is no account yet; pending otherwise. An email
+// already taken is CONFLICT.
+func InsertUser(ctx context.Context, db *gorm.DB, n NewUser) (*User, error) {
+	email := NormalizeEmail(n.Email)
 	if err := ValidateEmail("input.email", email); err != nil {
 		return nil, err
 	}
-	u := &User{Email: email, PasswordHash: passwordHash, Status: StatusPending}
+	u := &User{Email: email, PasswordHash: n.PasswordHash, Status: StatusPending}
+	if n.Admin || n.Approved {
+		now := Now()
+		u.IsAdmin, u.Status, u.ApprovedAt = n.Admin, StatusApproved, &now
+		if n.ApprovedBy != "" {
+			u.ApprovedByID = &n.ApprovedBy
+		}
+	}
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lock(tx, "users"); err != nil {
 			return err
 		}
-		var n int64
-		if err := tx.Model(&User{}).Limit(1).Count(&n).Error; err != nil {
-			return err
-		}
-		if n == 0 {
-			u.IsAdmin, u.Status = true, StatusApproved
+		if n.FirstUserAdmin && !n.Admin {
+			var count int64
+			if err := tx.Model(&User{}).Limit(1).Count(&count).Error; err != nil {
+				return err
+			}
+			if count == 0 {
+				u.IsAdmin, u.Status = true, StatusApproved
+			}
 		}
 		return tx.Create(u).Error
 	})

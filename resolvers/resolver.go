@@ -52,3 +52,12 @@ func daysOr30(days *int) int {
 func caller(ctx context.Context) (auth.Caller, error) { return auth.CallerFrom(ctx) }
 
 func ptr[T any](v T) *T { return &v }
+
+// ptrs returns pointers to the elements of s, for list fields of models.
+func ptrs[T any](s []T) []*T {
+	out := make([]*T, len(s))
+	for i := range s {
+		out[i] = &s[i]
+	}
+	return out
+}

@@ -33,6 +33,15 @@ func (r *mutationResolver) DeleteUser(ctx context.Context, id string) (*bool, er
 	return ptr(true), nil
 }
 
+// CreateUser is the resolver for the createUser field.
+func (r *mutationResolver) CreateUser(ctx context.Context, input graph.RegisterInput) (*models.User, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Auth.CreateUser(ctx, c.User, input.Email, input.Password)
+}
+
 // ResetUserPassword is the resolver for the resetUserPassword field.
 func (r *mutationResolver) ResetUserPassword(ctx context.Context, id string, newPassword string) (*bool, error) {
 	c, err := caller(ctx)

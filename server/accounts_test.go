@@ -153,7 +153,7 @@ func TestMe(t *testing.T) {
 	var providers []map[string]any
 	r.decode(t, "cloudProviders", &providers)
 	if len(providers) != 9 {
-		t.Fatalf("cloudProviders beside a failing field: %s", r.Raw)
+		t.Fatalf("cloudProviders beside a failing field: %s", r)
 	}
 }
 
@@ -210,7 +210,7 @@ func TestAdminFieldForbiddenBesideUserField(t *testing.T) {
 	var me userJSON
 	r.decode(t, "me", &me)
 	if me.Email != "user@example.com" {
-		t.Fatalf("sibling of a forbidden field: %s", r.Raw)
+		t.Fatalf("sibling of a forbidden field: %s", r)
 	}
 	_ = admin
 }
@@ -305,7 +305,7 @@ func TestHashingSemaphoreRefusesInsteadOfQueueingForever(t *testing.T) {
 	var ok, limited int
 	for _, r := range results {
 		if r.Status >= 500 {
-			t.Fatalf("5xx: %s", r.Raw)
+			t.Fatalf("5xx: %s", r)
 		}
 		switch {
 		case len(r.Errors) == 0:
@@ -313,7 +313,7 @@ func TestHashingSemaphoreRefusesInsteadOfQueueingForever(t *testing.T) {
 		default:
 			e := r.wantCode(t, "login", "RATE_LIMITED")
 			if ra, _ := e.Extensions["retryAfter"].(float64); ra < 1 {
-				t.Fatalf("RATE_LIMITED without retryAfter: %s", r.Raw)
+				t.Fatalf("RATE_LIMITED without retryAfter: %s", r)
 			}
 			limited++
 		}
@@ -338,7 +338,7 @@ func TestInternalErrorsAreMasked(t *testing.T) {
 		t.Fatalf("internal detail leaked: %q", e.Message)
 	}
 	if !r.isNull("me") || r.Data["cloudProviders"] == nil || r.isNull("cloudProviders") {
-		t.Fatalf("a failing field must fail alone: %s", r.Raw)
+		t.Fatalf("a failing field must fail alone: %s", r)
 	}
 	id := r.Header.Get("X-Request-ID")
 	logs := app.Logs()

@@ -92,7 +92,7 @@ func TestAdminFieldsRequireAnAdmin(t *testing.T) {
 	var got userJSON
 	r.decode(t, "me", &got)
 	if got.Email != "user@example.com" {
-		t.Fatalf("me beside a refused field: %s", r.Raw)
+		t.Fatalf("me beside a refused field: %s", r)
 	}
 	// Nothing changed: the user is still a user, with their password.
 	var still userJSON
@@ -265,7 +265,7 @@ func TestUpdateUser(t *testing.T) {
 		bobClient.do(`{ pendingUserCount }`, nil).wantCode(t, "pendingUserCount", "FORBIDDEN")
 		// Bob is still signed in, as a user.
 		if r := bobClient.me(); len(r.Errors) > 0 {
-			t.Fatalf("demoted user lost their session: %s", r.Raw)
+			t.Fatalf("demoted user lost their session: %s", r)
 		}
 	})
 
@@ -284,7 +284,7 @@ func TestUpdateUser(t *testing.T) {
 		anon.refresh(p.RefreshToken).wantCode(t, "refreshToken", "UNAUTHENTICATED")
 		fresh := anon.withToken(anon.login("robert@example.com", "bob's password").AccessToken)
 		if r := fresh.me(); len(r.Errors) > 0 {
-			t.Fatalf("re-approved user signing in again: %s", r.Raw)
+			t.Fatalf("re-approved user signing in again: %s", r)
 		}
 		// A round trip through PENDING ends the sessions too.
 		admin.mustUpdateUser(bob.ID, map[string]any{"status": "PENDING"})
@@ -363,7 +363,7 @@ func TestResetUserPassword(t *testing.T) {
 	app.client(t).login("frank@example.com", "frank's new password")
 	// The admin's own session is untouched.
 	if r := admin.me(); len(r.Errors) > 0 {
-		t.Fatalf("admin after a reset: %s", r.Raw)
+		t.Fatalf("admin after a reset: %s", r)
 	}
 	app.wantLogsWithout(t, "frank's new password", other.RefreshToken, other.AccessToken)
 }
@@ -453,14 +453,14 @@ func TestLastAdminInvariantUnderConcurrency(t *testing.T) {
 				}
 				code := r.Errors[0].Extensions["code"]
 				if code != "FORBIDDEN" && code != "ACCOUNT_DISABLED" && code != "ACCOUNT_PENDING" && code != "UNAUTHENTICATED" {
-					t.Fatalf("round %d (%s): the loser failed with %v: %s", round, name, code, r.Raw)
+					t.Fatalf("round %d (%s): the loser failed with %v: %s", round, name, code, r)
 				}
 				if !r.isNull(field[name]) {
-					t.Fatalf("round %d (%s): %s", round, name, r.Raw)
+					t.Fatalf("round %d (%s): %s", round, name, r)
 				}
 			}
 			if winners != 1 {
-				t.Fatalf("round %d (%s): %d of the two removals succeeded:\n%s\n%s", round, name, winners, results[0].Raw, results[1].Raw)
+				t.Fatalf("round %d (%s): %d of the two removals succeeded:\n%s\n%s", round, name, winners, results[0], results[1])
 			}
 			if n := app.approvedAdmins(t); n != 1 {
 				t.Fatalf("round %d (%s): %d approved admins remain", round, name, n)

@@ -41,6 +41,8 @@ func complexity(maxCredentials, maxRelayKeys int) graph.ComplexityRoot {
 	c.Mutation.RefreshToken = func(child int, _ string) int { return expensiveCost + child }
 	c.Mutation.ChangePassword = func(child int, _, _ string) int { return expensiveCost + child }
 	c.Mutation.ResetUserPassword = func(child int, _, _ string) int { return expensiveCost + child }
+	c.Mutation.CreateUser = func(child int, _ graph.RegisterInput) int { return expensiveCost + child }
+	c.User.Sessions = func(child int) int { return 1 + models.MaxLiveSessions*child }
 	c.Mutation.TestCloudCredential = func(child int, _ string) int { return expensiveCost + child }
 	c.Query.CloudCredentials = func(child int) int { return credentialListCost(maxCredentials, child) }
 	c.Query.RelayKeys = func(child int) int { return 1 + maxRelayKeys*child }

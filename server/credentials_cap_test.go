@@ -80,7 +80,7 @@ func TestCredentialCapUnderConcurrency(t *testing.T) {
 				case r.Errors[0].Extensions["code"] == "FORBIDDEN":
 					refused.Add(1)
 				default:
-					t.Errorf("unexpected answer: %s", r.Raw)
+					t.Errorf("unexpected answer: %s", r)
 				}
 			})
 		}
@@ -155,7 +155,7 @@ func TestCredentialListComplexity(t *testing.T) {
 	}
 	r := c.do(lists(9), nil)
 	if len(r.Errors) > 0 {
-		t.Fatalf("nine small lists: %s", r.Raw)
+		t.Fatalf("nine small lists: %s", r)
 	}
 	var rows []credJSON
 	r.decode(t, "l8", &rows)
@@ -169,7 +169,7 @@ func TestCredentialListComplexity(t *testing.T) {
 	// The same with a token: refused whole, no field ran.
 	r = c.do(lists(10), nil)
 	if r.Data != nil || len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != "COMPLEXITY_LIMIT_EXCEEDED" {
-		t.Fatalf("ten lists with a token: %s", r.Raw)
+		t.Fatalf("ten lists with a token: %s", r)
 	}
 }
 

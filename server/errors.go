@@ -28,6 +28,9 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if e.Field != "" {
 				ext["field"] = e.Field
 			}
+			if e.Reason != "" {
+				ext["reason"] = string(e.Reason)
+			}
 			if e.Code == apperr.RateLimited {
 				ext["retryAfter"] = e.RetryAfterSeconds()
 			}

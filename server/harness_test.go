@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -54,6 +55,9 @@ func testConfig(t testing.TB) *config.Config {
 	cfg.Argon2 = testParams
 	cfg.HashConcurrency = 4
 	cfg.LogLevel = "debug"
+	// Tests register many accounts from 127.0.0.1; the per-address limit
+	// has tests of its own.
+	cfg.RegisterMaxPerAddr = 0
 	return cfg
 }
 
@@ -220,7 +224,7 @@ func (c *client) must(query string, vars map[string]any, field string, into any)
 	c.t.Helper()
 	r := c.do(query, vars)
 	if len(r.Errors) > 0 {
-		c.t.Fatalf("unexpected errors: %s", r.Raw)
+		c.t.Fatalf("unexpected errors: %s", r)
 	}
 	r.decode(c.t, field, into)
 }
@@ -230,10 +234,10 @@ func (r *response) decode(t testing.TB, field string, into any) {
 	t.Helper()
 	raw, ok := r.Data[field]
 	if !ok {
-		t.Fatalf("no data.%s in %s", field, r.Raw)
+		t.Fatalf("no data.%s in %s", field, r)
 	}
 	if err := json.Unmarshal(raw, into); err != nil {
-		t.Fatalf("data.%s: %v in %s", field, err, r.Raw)
+		t.Fatalf("data.%s: %v in %s", field, err, r)
 	}
 }
 
@@ -258,13 +262,13 @@ func (r *response) wantCode(t testing.TB, field, code string) *gqlError {
 	t.Helper()
 	e := r.errorAt(field)
 	if e == nil {
-		t.Fatalf("want %s error at %s, got %s", code, field, r.Raw)
+		t.Fatalf("want %s error at %s, got %s", code, field, r)
 	}
 	if got := e.Extensions["code"]; got != code {
-		t.Fatalf("want code %s at %s, got %v: %s", code, field, got, r.Raw)
+		t.Fatalf("want code %s at %s, got %v: %s", code, field, got, r)
 	}
 	if !r.isNull(field) {
-		t.Fatalf("want data.%s null with the error, got %s", field, r.Raw)
+		t.Fatalf("want data.%s null with the error, got %s", field, r)
 	}
 	return e
 }
@@ -410,4 +414,19 @@ func (a *testApp) wantLogsWithout(t testing.TB, secrets ...string) {
 			t.Fatalf("a secret reached the log: %.6s…", s)
 		}
 	}
+}
+
+// secretValue matches what a test's output must not show: JWTs and the
+// values of token and secret fields.
+var secretValue = regexp.MustCompile(`eyJ[\w-]*\.[\w-]*\.[\w-]*|"(accessToken|refreshToken|secret)":"[^"]*"`)
+
+// String is the answer for a failure message, with its tokens and secrets
+// redacted: a failing test must not print them.
+func (r *response) String() string {
+	return secretValue.ReplaceAllStringFunc(string(r.Raw), func(m string) string {
+		if name, _, ok := strings.Cut(m, ":"); ok && strings.HasPrefix(m, `"`) {
+			return name + `:"<redacted>"`
+		}
+		return "<redacted JWT>"
+	})
 }

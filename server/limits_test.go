@@ -282,7 +282,7 @@ func TestTimeout(t *testing.T) {
 		}
 		e := r.wantCode(t, "register", "TIMEOUT")
 		if r.Status != http.StatusOK || !strings.Contains(e.Message, "time limit") {
-			t.Fatalf("%d %s", r.Status, r.Raw)
+			t.Fatalf("%d %s", r.Status, r)
 		}
 		if !strings.Contains(app.Logs(), "field timed out") {
 			t.Fatal("the timeout is not logged")

@@ -136,28 +136,42 @@ func TestBadAccessTokens(t *testing.T) {
 		"oversized":             good + strings.Repeat("A", 5000),
 		"refresh token instead": app.client(t).login(u.Email, "password-"+u.Email).RefreshToken,
 	}
-	var messages []string
+	// extensions.reason tells a client whether refreshing helps: only a
+	// genuine token past its expiry is TOKEN_EXPIRED; a genuine token whose
+	// session is gone is SESSION_ENDED; everything else is TOKEN_INVALID.
+	reasons := map[string]string{"expired beyond skew": "TOKEN_EXPIRED", "unknown sid": "SESSION_ENDED",
+		"sub is the email": "SESSION_ENDED"}
+	var invalid []string
 	for name, token := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := app.client(t)
 			c.header.Set("Authorization", "Bearer "+token)
 			r := c.do(`{ me { id } }`, nil)
 			e := r.wantCode(t, "me", "UNAUTHENTICATED")
-			messages = append(messages, e.Message)
-			if len(e.Extensions) != 1 {
-				t.Fatalf("extensions say more than the code: %v", e.Extensions)
+			want := reasons[name]
+			if want == "" {
+				want = "TOKEN_INVALID"
+				invalid = append(invalid, e.Message)
+			}
+			if e.Extensions["reason"] != want || len(e.Extensions) != 2 {
+				t.Fatalf("extensions %v, want code and reason %s only", e.Extensions, want)
 			}
 		})
 	}
 	for _, scheme := range []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("a:b")), good, "Bearer", "Token " + good} {
 		c := app.client(t)
 		c.header.Set("Authorization", scheme)
-		c.do(`{ me { id } }`, nil).wantCode(t, "me", "UNAUTHENTICATED")
+		if e := c.do(`{ me { id } }`, nil).wantCode(t, "me", "UNAUTHENTICATED"); e.Extensions["reason"] != "TOKEN_INVALID" {
+			t.Errorf("Authorization %.6s…: reason %v", scheme, e.Extensions["reason"])
+		}
 	}
-	// Nothing tells one bad token from another.
-	for _, m := range messages[1:] {
-		if m != messages[0] {
-			t.Fatalf("messages differ: %q vs %q", m, messages[0])
+	if e := app.client(t).do(`{ me { id } }`, nil).wantCode(t, "me", "UNAUTHENTICATED"); e.Extensions["reason"] != "TOKEN_MISSING" {
+		t.Errorf("no token: reason %v, want TOKEN_MISSING", e.Extensions["reason"])
+	}
+	// Nothing tells one invalid token from another.
+	for _, m := range invalid[1:] {
+		if m != invalid[0] {
+			t.Fatalf("messages differ: %q vs %q", m, invalid[0])
 		}
 	}
 	if strings.Contains(app.Logs(), good) {

@@ -166,14 +166,23 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	p.reqs = append(p.reqs, rec)
 	p.mu.Unlock()
 	finished := make(chan struct{})
+	var once sync.Once
+	canceled := func() { once.Do(func() { close(rec.Canceled) }) }
 	defer func() {
+		// A handler that returns because it saw the context end (between
+		// events, or right after one) may return before the goroutine
+		// below has reached its select, which would then pick either
+		// channel: decide here, before the server ends the context itself.
+		if r.Context().Err() != nil {
+			canceled()
+		}
 		close(finished)
 		close(rec.Done)
 	}()
 	go func() {
 		select {
 		case <-r.Context().Done():
-			close(rec.Canceled)
+			canceled()
 		case <-finished:
 		}
 	}()
