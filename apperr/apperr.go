@@ -115,14 +115,14 @@ type Reason string
 
 // The reasons of UNAUTHENTICATED.
 const (
-	ReasonTokenMissing        Reason = "TOKEN_MISSING"         // no access token where one is needed
-	ReasonTokenExpired        Reason = "TOKEN_EXPIRED"         // a genuine access token past its expiry: refresh
-	ReasonTokenInvalid        Reason = "TOKEN_INVALID"         // not an access token of this server
-	ReasonSessionEnded        Reason = "SESSION_ENDED"         // the token's session was signed out, revoked or expired, or its user deleted
-	ReasonRefreshInvalid      Reason = "REFRESH_TOKEN_INVALID" // unknown refresh token, or of an ended session
-	ReasonRefreshExpired      Reason = "REFRESH_TOKEN_EXPIRED" // a refresh token past its lifetime
-	ReasonRefreshReused       Reason = "REFRESH_TOKEN_REUSED"  // a used refresh token presented again
-	ReasonBadCredentials      Reason = "BAD_CREDENTIALS"       // login: wrong email or password (never which)
+	ReasonTokenMissing   Reason = "TOKEN_MISSING"         // no access token where one is needed
+	ReasonTokenExpired   Reason = "TOKEN_EXPIRED"         // a genuine access token past its expiry: refresh
+	ReasonTokenInvalid   Reason = "TOKEN_INVALID"         // not an access token of this server
+	ReasonSessionEnded   Reason = "SESSION_ENDED"         // the token's session was signed out, revoked or expired, or its user deleted
+	ReasonRefreshInvalid Reason = "REFRESH_TOKEN_INVALID" // unknown refresh token, or of an ended session
+	ReasonRefreshExpired Reason = "REFRESH_TOKEN_EXPIRED" // a refresh token past its lifetime
+	ReasonRefreshReused  Reason = "REFRESH_TOKEN_REUSED"  // a used refresh token presented again
+	ReasonBadCredentials Reason = "BAD_CREDENTIALS"       // login: wrong email or password (never which)
 )
 
 // Unauthenticatedf returns an UNAUTHENTICATED error with its reason.
