@@ -56,6 +56,10 @@ func (g *Gateway) now() time.Time {
 // Anything else under /relay/ is 404.
 func (g *Gateway) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values("Authorization")) > 1 || len(r.Header.Values("X-Api-Key")) > 1 {
+			WriteError(w, APITypeOf(r), errTwoKeys)
+			return
+		}
 		path := r.URL.EscapedPath()
 		if rest, ok := strings.CutPrefix(path, "/relay/v1/"); ok {
 			g.serveKey(w, r, rest)
@@ -70,6 +74,8 @@ func (g *Gateway) Handler() http.Handler {
 		WriteError(w, APITypeOf(r), errNoRoute)
 	})
 }
+
+var errTwoKeys = apperr.Errorf(apperr.BadRequest, "send one Authorization header and at most one x-api-key header")
 
 var errNoRoute = apperr.Errorf(apperr.NotFound, "no such relay endpoint: use /relay/v1/… with a relay key, or /relay/credentials/{id}/v1/… with your access token")
 

@@ -678,3 +678,38 @@ func TestSecurityHeadersEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// A request with two Authorization headers is refused, not answered as
+// the first: on /graphql in the GraphQL shape, on the relay in the
+// provider's.
+func TestTwoAuthorizationHeaders(t *testing.T) {
+	t.Parallel()
+	app := startApp(t, nil)
+	_, u := app.adminClient(t)
+	token := app.admin.token
+	for _, path := range []string{"/graphql", "/relay/v1/chat/completions"} {
+		req, _ := http.NewRequest("POST", app.URL+path, strings.NewReader(`{"query":"{ me { id } }"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Add("Authorization", "Bearer "+token)
+		req.Header.Add("Authorization", "Bearer someone-else")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 400 {
+			t.Errorf("%s: status %d, want 400: %s", path, res.StatusCode, b)
+		}
+		if strings.Contains(string(b), u.ID) {
+			t.Errorf("%s: answered as the first header's caller", path)
+		}
+		want := `"code":"BAD_REQUEST"`
+		if path != "/graphql" {
+			want = `"type":"invalid_request_error"`
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s: %s, want %s", path, b, want)
+		}
+	}
+}

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/rs/cors"
+
+	"cloudkeys/apperr"
 )
 
 // statusRecorder remembers the status a handler wrote.
@@ -62,6 +65,27 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		if r.URL.Path == "/graphql" {
 			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// oneAuthorization refuses a request with more than one Authorization
+// header (400 BAD_REQUEST in the GraphQL error shape) rather than answer
+// it as the first one: proxies and servers disagree on which one counts,
+// and a request that means two callers means none. The relay's routes
+// refuse it themselves, in the provider's error shape.
+func oneAuthorization(next http.Handler) http.Handler {
+	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
+		"message":    "send one Authorization header, not several",
+		"extensions": map[string]any{"code": apperr.BadRequest},
+	}}})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values("Authorization")) > 1 && !strings.HasPrefix(r.URL.Path, "/relay/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write(body)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

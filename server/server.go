@@ -34,6 +34,7 @@ func NewServer(d Deps) http.Handler {
 	var h http.Handler = routes(d)
 	h = withDeadlines(d.Config.RequestTimeout, d.Config.RelayMaxDuration)(h)
 	h = auth.Middleware(d.Config.TrustedProxies)(h)
+	h = oneAuthorization(h)
 	h = securityHeaders(h)
 	h = logRequests(d.Log)(h)
 	return h
