@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -73,11 +72,15 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	log.Info("shutting down: finishing in-flight requests", "drain", drainPeriod)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), drainPeriod)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Open relay streams outlived the drain period: end them (their
+		// upstream calls are cancelled), then close as usual, so that the
+		// usage counted so far is still flushed.
+		log.Warn("drain period over: ending the requests still open", "error", err)
+		srv.Close()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -85,6 +88,10 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	log.Info("stopped")
 	return nil
 }
+
+// drainPeriod is how long a stopping server lets in-flight requests (open
+// relay streams included) finish before it ends them.
+const drainPeriod = 30 * time.Second
 
 func playgroundURL(cfg *config.Config, base string) string {
 	if !cfg.Playground {
