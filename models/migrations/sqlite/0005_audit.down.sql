@@ -1,0 +1,2 @@
+DROP TABLE audit_dedup;
+DROP TABLE audit_events;
