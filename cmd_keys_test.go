@@ -117,7 +117,7 @@ func TestKeysRotateRewrapRetire(t *testing.T) {
 	e := newEnv(t)
 	app := e.open(t)
 	keys := seed(t, app, "ada@example.com", 3)
-	k1 := app.Keys.ActiveKID()
+	k1 := app.Keys().ActiveKID()
 	app.Close()
 
 	status := e.mustRun(t, "keys", "status")
@@ -130,8 +130,11 @@ func TestKeysRotateRewrapRetire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2 := set.ActiveKID()
-	if k2 == k1 || len(set.KIDs()) != 2 || !set.Has(k1) || !strings.Contains(out, "added key "+k2) {
+	// The new key is added after the old one, then activated in the
+	// database (no server is running: none to wait for).
+	k2 := set.KIDs()[len(set.KIDs())-1]
+	if k2 == k1 || len(set.KIDs()) != 2 || set.FirstKID() != k1 || !strings.Contains(out, "added key "+k2) ||
+		!strings.Contains(out, "key "+k2+" is now the active key (it was "+k1+")") {
 		t.Fatalf("after rotate: %v\n%s", set, out)
 	}
 	if info, _ := os.Stat(e["CLOUDKEYS_DATA_DIR"] + "/encryption-keys.json"); info.Mode().Perm() != 0o600 {
@@ -141,7 +144,7 @@ func TestKeysRotateRewrapRetire(t *testing.T) {
 	// A server on the rotated file opens the old keys and seals new ones
 	// with the new key.
 	app = e.open(t)
-	if app.Keys.ActiveKID() != k2 {
+	if app.Keys().ActiveKID() != k2 {
 		t.Fatal("the server does not use the rotated file")
 	}
 	for id, kid := range kids(t, app) {
@@ -230,14 +233,9 @@ func TestKeysStatusCountsUnreadable(t *testing.T) {
 		}
 	}
 	// Each kid's row: rows using it, and how many of those do not open.
-	rows := map[string]string{}
-	for _, line := range strings.Split(status, "\n") {
-		if f := strings.Fields(line); len(f) == 5 {
-			rows[f[0]] = strings.Join(f[1:], " ")
-		}
-	}
-	active := app.Keys.ActiveKID()
-	for kid, want := range map[string]string{active: "yes yes 2 1", "(none)": "no no 1 1", "k-gone": "no no 1 0"} {
+	rows := statusRows(status)
+	active := app.Keys().ActiveKID()
+	for kid, want := range map[string]string{active: "yes yes ok 2 1", "(none)": "no no - 1 1", "k-gone": "no no - 1 0"} {
 		if rows[kid] != want {
 			t.Fatalf("status row of %s is %q, want %q:\n%s", kid, rows[kid], want, status)
 		}
@@ -250,15 +248,40 @@ func TestKeysStatusCountsUnreadable(t *testing.T) {
 	if _, err := ckapp.Open(context.Background(), cfg, ckapp.NewLogger(io.Discard, "text", "info")); err == nil || !strings.Contains(err.Error(), `"k-gone" (1 credentials)`) {
 		t.Fatalf("start-up check: %v", err)
 	}
-	// Rewrap moves the row whose kid column names a missing key (its value
-	// opens), leaves the unreadable legacy row alone and says so.
+	// The row whose kid column names a missing key is sealed with the
+	// active key: status shows the disagreement, and rewrap repairs the
+	// column (nothing to re-encrypt), leaves the unreadable legacy row
+	// alone and says so.
+	if want := fmt.Sprintf("1 rows whose key_id column disagrees with the kid of their JWE header (%s: key_id k-gone, JWE kid %s)", ids[3], active); !strings.Contains(status, want) {
+		t.Fatalf("status does not say %q:\n%s", want, status)
+	}
 	out := e.mustRun(t, "keys", "rewrap")
-	if !strings.Contains(out, "rewrapped 1 API keys") || !strings.Contains(out, "1 cannot be opened and were left as they are") {
+	if !strings.Contains(out, "rewrapped 0 API keys") || !strings.Contains(out, "repaired 1 rows whose key_id column disagreed") ||
+		!strings.Contains(out, "1 cannot be opened and were left as they are") {
 		t.Fatalf("rewrap:\n%s", out)
 	}
-	if status := e.mustRun(t, "keys", "status"); strings.Contains(status, "k-gone") {
+	if status := e.mustRun(t, "keys", "status"); strings.Contains(status, "k-gone") || strings.Contains(status, "disagrees") {
 		t.Fatalf("after rewrap:\n%s", status)
 	}
+}
+
+// statusRows returns the key table of keys status: kid → the other
+// columns (ACTIVE, IN KEY SET, CHECK, API KEYS, CANNOT OPEN).
+func statusRows(status string) map[string]string {
+	rows := map[string]string{}
+	table := false
+	for _, line := range strings.Split(status, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && f[0] == "KID":
+			table = true
+		case len(f) == 0:
+			table = false
+		case table && len(f) == 6:
+			rows[f[0]] = strings.Join(f[1:], " ")
+		}
+	}
+	return rows
 }
 
 // With the keys in CLOUDKEYS_ENCRYPTION_KEYS there is no file to change:
@@ -276,10 +299,13 @@ func TestKeysRotateFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stdout is not the rotated key set: %v", err)
 	}
-	if len(rotated.KIDs()) != 2 || !rotated.Has(k.ActiveKID()) || rotated.ActiveKID() == k.ActiveKID() {
+	// The new key comes after the old one; a server cannot reload keys
+	// from the environment, so activating is left to the operator.
+	fresh := rotated.KIDs()[len(rotated.KIDs())-1]
+	if len(rotated.KIDs()) != 2 || rotated.FirstKID() != k.ActiveKID() || fresh == k.ActiveKID() {
 		t.Fatalf("rotated set: %v", rotated)
 	}
-	if !strings.Contains(errOut, "CLOUDKEYS_ENCRYPTION_KEYS") || !strings.Contains(errOut, "rewrap") {
+	if !strings.Contains(errOut, "CLOUDKEYS_ENCRYPTION_KEYS") || !strings.Contains(errOut, "cloudkeys keys activate "+fresh) || !strings.Contains(errOut, "rewrap") {
 		t.Fatalf("no explanation on stderr:\n%s", errOut)
 	}
 	if _, err := os.Stat(e["CLOUDKEYS_DATA_DIR"] + "/encryption-keys.json"); err == nil {
@@ -304,7 +330,7 @@ func TestKeysUsage(t *testing.T) {
 // data directory that has neither (a typo), each fails naming where it
 // looked and how to point it elsewhere, and leaves nothing behind.
 func TestKeysNeverCreate(t *testing.T) {
-	for _, args := range [][]string{{"status"}, {"rotate"}, {"rewrap"}, {"retire", "k-20260101-00000000"}} {
+	for _, args := range [][]string{{"status"}, {"add"}, {"activate", "k-20260101-00000000"}, {"rotate"}, {"rewrap"}, {"retire", "k-20260101-00000000"}} {
 		t.Run(args[0], func(t *testing.T) {
 			parent := t.TempDir()
 			empty, typo := filepath.Join(parent, "empty"), filepath.Join(parent, "typo")
@@ -344,7 +370,11 @@ func TestKeysNeverCreate(t *testing.T) {
 		{"CLOUDKEYS_DATA_DIR": dir},
 		{"CLOUDKEYS_DATA_DIR": t.TempDir(), "CLOUDKEYS_ENCRYPTION_KEYS": string(set)},
 	} {
-		for _, args := range [][]string{{"status"}, {"rewrap"}, {"retire", k.ActiveKID()}} {
+		cmds := [][]string{{"status"}, {"activate", k.ActiveKID()}, {"rewrap"}, {"retire", k.ActiveKID()}}
+		if e["CLOUDKEYS_ENCRYPTION_KEYS"] == "" {
+			cmds = append(cmds, []string{"rotate"}) // and the key file is left as it is
+		}
+		for _, args := range cmds {
 			_, _, err := e.run(t, append([]string{"keys"}, args...)...)
 			db := filepath.Join(e["CLOUDKEYS_DATA_DIR"], "cloudkeys.db")
 			if err == nil || !strings.Contains(err.Error(), db) || !strings.Contains(err.Error(), "--database-url") {
@@ -353,6 +383,9 @@ func TestKeysNeverCreate(t *testing.T) {
 		}
 	}
 	wantEntries(t, dir, "encryption-keys.json")
+	if after, err := keyring.LoadFile(filepath.Join(dir, "encryption-keys.json")); err != nil || !after.SameKeys(k) {
+		t.Fatalf("a refused command changed the key file: %v", err)
+	}
 }
 
 // wantEntries asserts that dir holds exactly the named entries.
@@ -387,6 +420,14 @@ func TestKeysInProductionWithoutJWTSecret(t *testing.T) {
 		"CLOUDKEYS_DATA_DIR":             dir,
 		"CLOUDKEYS_ENCRYPTION_KEYS_FILE": filepath.Join(dir, "encryption-keys.json"),
 	}
+	if out := prod.mustRun(t, "keys", "status"); !strings.Contains(out, "2 stored API keys, 0 cannot be opened") {
+		t.Fatalf("status:\n%s", out)
+	}
+	// Changing keys is audited: in production, without the audit key, refused.
+	if _, _, err := prod.run(t, "keys", "rotate"); err == nil || !strings.Contains(err.Error(), "CLOUDKEYS_AUDIT_KEY") {
+		t.Fatalf("keys rotate in production without an audit key: %v", err)
+	}
+	prod["CLOUDKEYS_AUDIT_KEY_FILE"] = filepath.Join(dir, "audit-key")
 	if out := prod.mustRun(t, "keys", "status"); !strings.Contains(out, "2 stored API keys, 0 cannot be opened") {
 		t.Fatalf("status:\n%s", out)
 	}

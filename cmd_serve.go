@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"cloudkeys/app"
@@ -46,6 +50,13 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
+	stopHUP := reloadOnHUP(a)
+	defer stopHUP()
+	stopMetrics, err := serveMetrics(a)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -98,4 +109,61 @@ func playgroundURL(cfg *config.Config, base string) string {
 		return "off (CLOUDKEYS_PLAYGROUND=true turns it on)"
 	}
 	return base + "/"
+}
+
+// reloadOnHUP reloads the key file on every SIGHUP until the returned
+// function is called (ReloadKeys logs what it did, or why it could not).
+func reloadOnHUP(a *app.App) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-hup:
+				_ = a.ReloadKeys("SIGHUP")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
+}
+
+// serveMetrics serves a's metrics at /metrics on their own listener,
+// CLOUDKEYS_METRICS_ADDR (never on the main one: scrapers, not clients,
+// reach it), until the returned function is called; without metrics it
+// does nothing. Anything but GET /metrics is 404.
+func serveMetrics(a *app.App) (stop func(), err error) {
+	if a.Metrics == nil {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener (CLOUDKEYS_METRICS_ADDR): %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	a.Log.Info("metrics are served", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/metrics")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Error("the metrics listener stopped", "error", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	}, nil
 }

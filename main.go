@@ -6,7 +6,7 @@
 //	cloudkeys init [--dir dir]
 //	cloudkeys migrate [--data-dir dir] [--database-url url]
 //	cloudkeys users create-admin --email E [--data-dir dir] [--database-url url]  (password on stdin)
-//	cloudkeys keys status|rotate|rewrap|retire KID [--data-dir dir] [--database-url url]
+//	cloudkeys keys status|add|activate KID|rotate|rewrap|retire KID [--data-dir dir] [--database-url url] [--force] [--wait d]
 //	cloudkeys schema
 //	cloudkeys version
 //

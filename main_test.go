@@ -205,7 +205,8 @@ func TestProductionRefusesWithoutSecrets(t *testing.T) {
 	}{
 		{"no JWT secret", map[string]string{}, "CLOUDKEYS_JWT_SECRET"},
 		{"short JWT secret", map[string]string{"CLOUDKEYS_JWT_SECRET": "short"}, "too short"},
-		{"no encryption keys", map[string]string{"CLOUDKEYS_JWT_SECRET": strings.Repeat("s", 32)}, "CLOUDKEYS_ENCRYPTION_KEYS"},
+		{"no audit key", map[string]string{"CLOUDKEYS_JWT_SECRET": strings.Repeat("s", 32)}, "CLOUDKEYS_AUDIT_KEY"},
+		{"no encryption keys", map[string]string{"CLOUDKEYS_JWT_SECRET": strings.Repeat("s", 32), "CLOUDKEYS_AUDIT_KEY": strings.Repeat("a", 32)}, "CLOUDKEYS_ENCRYPTION_KEYS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,7 +18,8 @@ commands:
   init                 write a production JWT secret, key set and audit key; print the variables to set
   migrate              apply the pending database migrations
   users create-admin   create an approved admin (password on standard input)
-  keys                 manage the encryption keys of stored API keys (status, rotate, rewrap, retire)
+  keys                 manage the encryption keys of stored API keys (status, add, activate, rotate, rewrap, retire)
+  audit verify         check the audit trail's chain; name the first row altered, inserted or removed
   schema               print the GraphQL schema (SDL)
   version              print the version and VCS revision (also --version)
 
@@ -58,6 +59,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return usersCommand(ctx, rest, getenv, stdin, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, rest, getenv, stdout, stderr)
+	case "audit":
+		return auditCommand(ctx, rest, getenv, stdout, stderr)
 	case "schema":
 		return schemaCommand(rest, stdout, stderr)
 	case "version", "--version", "-version":

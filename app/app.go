@@ -13,17 +13,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
 
+	"cloudkeys/audit"
 	"cloudkeys/auth"
 	"cloudkeys/config"
-	"cloudkeys/keyring"
+	"cloudkeys/metrics"
 	"cloudkeys/models"
 	"cloudkeys/probe"
 	"cloudkeys/relay"
 	"cloudkeys/server"
+	"cloudkeys/traces"
 )
 
 // App is a wired cloudkeys: its services, the HTTP handler and what they
@@ -31,18 +34,29 @@ import (
 type App struct {
 	Config *config.Config
 	Log    *slog.Logger
-	// Keys are the encryption keys the database handle seals and opens
-	// with, and KeySource where they came from.
-	Keys      *keyring.Keyring
+	// KeySource is where the encryption keys come from; Keys() returns
+	// those the database handle seals and opens with now (keys.go: they
+	// are reloaded, and the active kid is the database's).
 	KeySource KeySource
+	keys      *keyManager
 	DB        *gorm.DB
 	Auth      *auth.Service
 	Probe     *probe.Client
+	// Audit is the audit trail (SPEC §9): every security event, chained.
+	Audit *audit.Log
+	// auditStop ends the audit trail's upkeep (startAuditUpkeep).
+	auditStop, auditDone chan struct{}
+	auditHead            atomic.Int64 // the chain head's seq, as last read
 	// Meter counts relayed calls and writes them in batches; Forwarder
 	// holds the relay's upstream connections.
 	Meter     *relay.Meter
 	Forwarder *relay.Forwarder
 	Handler   http.Handler
+	// Metrics is the Prometheus registry served on CLOUDKEYS_METRICS_ADDR
+	// (nil: metrics off); Tracing sends spans to the OTLP endpoint (nil:
+	// off). observe.go wires both.
+	Metrics *metrics.Metrics
+	Tracing *traces.Tracing
 }
 
 // Open builds every dependency from the configuration — secrets, keys,
@@ -55,6 +69,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	if err := loadJWTSecret(cfg, log); err != nil {
 		return nil, err
 	}
+	if err := loadAuditKey(cfg, log); err != nil {
+		return nil, err
+	}
 	keys, src, err := LoadKeys(cfg)
 	if err != nil {
 		return nil, err
@@ -62,13 +79,21 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	if src.Created {
 		log.Info("generated a development encryption key file", "file", src.File)
 	}
-	log.Info("encryption keys loaded", "from", src.String(), "active", keys.ActiveKID(), "kids", keys.KIDs())
-	db, err := models.Open(ctx, dbOptions(cfg), models.NewEncryption(keys))
+	log.Info("encryption keys loaded", "from", src.String(), "kids", keys.KIDs())
+	if err := checkSecretFiles(cfg, src, log); err != nil {
+		return nil, err
+	}
+	enc := models.NewEncryption(keys)
+	db, err := models.Open(ctx, dbOptions(cfg), enc)
 	if err != nil {
 		return nil, migrateFirst(cfg, err, "serve --no-migrate")
 	}
-	a := &App{Config: cfg, Log: log, Keys: keys, KeySource: src, DB: db}
-	if err := a.checkStoredKeys(ctx); err != nil {
+	a := &App{Config: cfg, Log: log, KeySource: src, DB: db}
+	if err := a.openObservability(ctx, enc); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.startKeys(ctx, keys, enc); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -77,6 +102,12 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		a.Close()
 		return nil, err
 	}
+	a.Metrics.HashPools(map[string]metrics.HashPool{"sign_in": hasher, "accounts": hasher.Accounts()})
+	if a.Audit, err = audit.New(db, cfg.AuditKey, cfg.Now); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("audit key from %s: %w", cfg.AuditKeySource, err)
+	}
+	a.Audit.SetRequestInfo(auth.ClientAddr, server.RequestID)
 	tokens := auth.NewTokens(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, cfg.Now)
 	a.Auth = auth.NewService(db, hasher, tokens, auth.Options{
 		Sessions: models.SessionPolicy{TTL: cfg.RefreshTokenTTL, Grace: cfg.RefreshGrace},
@@ -87,20 +118,25 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		FirstUserAdmin:     cfg.FirstUserAdmin,
 		Registration:       models.RegistrationLimit{PerAddr: cfg.RegisterMaxPerAddr, Window: cfg.RegisterWindow},
 		RegistrationClosed: cfg.Registration == "closed",
+		Audit:              a.Audit,
+		Observer:           a.authObserver(),
 	}, log)
 	a.Probe = probe.New(probe.Options{AllowPrivate: cfg.AllowPrivateBaseURLs, Timeout: cfg.ProbeTimeout})
 	a.Forwarder = relay.New(relay.Options{Dial: a.Probe.DialContext, MaxBodyBytes: cfg.RelayMaxBodyBytes,
-		HeaderTimeout: cfg.RelayHeaderTimeout, MaxDuration: cfg.RelayMaxDuration})
+		HeaderTimeout: cfg.RelayHeaderTimeout, MaxDuration: cfg.RelayMaxDuration, WrapTransport: a.upstreamTracing()})
 	a.Meter = relay.NewMeter(db, cfg.RelayUsageFlush, log, cfg.Now)
 	gateway := &relay.Gateway{DB: db, Auth: a.Auth, Forwarder: a.Forwarder, Meter: a.Meter, Log: log,
-		Now: cfg.Now, BodyReadTimeout: time.Minute}
+		Now: cfg.Now, BodyReadTimeout: time.Minute, Observer: a.relayObserver()}
 	a.Handler = server.NewServer(server.Deps{Config: cfg, Log: log, DB: db, Auth: a.Auth, Probe: a.Probe,
-		Relay: gateway.Handler()})
+		Audit: a.Audit, Relay: gateway.Handler(), Metrics: a.Metrics, Tracing: a.Tracing})
+	a.startAuditUpkeep()
 	return a, nil
 }
 
 // Close writes the relay's pending usage and releases what Open opened.
 func (a *App) Close() error {
+	a.stopAuditUpkeep()
+	a.stopKeys()
 	var err error
 	if a.Meter != nil {
 		err = a.Meter.Close()
@@ -108,7 +144,7 @@ func (a *App) Close() error {
 	if a.Forwarder != nil {
 		a.Forwarder.Close()
 	}
-	return errors.Join(err, models.Close(a.DB))
+	return errors.Join(err, models.Close(a.DB), a.shutdownTracing())
 }
 
 // checkStoredKeys refuses to serve when stored credentials use kids the

@@ -19,7 +19,7 @@ func loadJWTSecret(cfg *config.Config, log *slog.Logger) error {
 	if len(cfg.JWTSecret) > 0 {
 		return nil
 	}
-	secret, created, err := loadOrCreateSecret(cfg.JWTSecretPath())
+	secret, created, err := loadOrCreateSecret(cfg.JWTSecretPath(), "JWT secret")
 	if err != nil {
 		return err
 	}
@@ -30,18 +30,35 @@ func loadJWTSecret(cfg *config.Config, log *slog.Logger) error {
 	return nil
 }
 
+// loadAuditKey fills in cfg.AuditKey when the configuration gave none: in
+// development, the data directory's generated audit key file.
+func loadAuditKey(cfg *config.Config, log *slog.Logger) error {
+	if len(cfg.AuditKey) > 0 {
+		return nil
+	}
+	key, created, err := loadOrCreateSecret(cfg.AuditKeyPath(), "audit key")
+	if err != nil {
+		return err
+	}
+	cfg.AuditKey, cfg.AuditKeySource = key, cfg.AuditKeyPath()
+	if created {
+		log.Info("generated a development audit key", "file", cfg.AuditKeyPath())
+	}
+	return nil
+}
+
 // loadOrCreateSecret reads a generated secret file, or creates one with 256
 // random bits (mode 0600) when there is none.
-func loadOrCreateSecret(path string) ([]byte, bool, error) {
+func loadOrCreateSecret(path, what string) ([]byte, bool, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if len(b) < config.MinJWTSecretLen {
-			return nil, false, fmt.Errorf("the JWT secret in %s is too short; delete the file to generate a new one", path)
+			return nil, false, fmt.Errorf("the %s in %s is too short; delete the file to generate a new one", what, path)
 		}
 		return b, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("read JWT secret: %w", err)
+		return nil, false, fmt.Errorf("read %s: %w", what, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("create data directory: %w", err)
@@ -49,9 +66,9 @@ func loadOrCreateSecret(path string) ([]byte, bool, error) {
 	secret := newSecret()
 	switch err := createFile(path, secret); {
 	case errors.Is(err, fs.ErrExist): // another process won the race
-		return loadOrCreateSecret(path)
+		return loadOrCreateSecret(path, what)
 	case err != nil:
-		return nil, false, fmt.Errorf("write JWT secret: %w", err)
+		return nil, false, fmt.Errorf("write %s: %w", what, err)
 	}
 	return secret, true, nil
 }

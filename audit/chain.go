@@ -29,6 +29,41 @@ type Log struct {
 	db  *gorm.DB
 	key []byte
 	now func() time.Time
+	// addrOf and requestIDOf fill in the client address and request ID of an event
+	// that has none, from the request's context (SetRequestInfo).
+	addrOf, requestIDOf func(context.Context) string
+}
+
+// SetRequestInfo tells the Log how to read a request's client address and
+// request ID from its context, so that events recorded during a request
+// carry them without every caller passing them. Call it before use.
+func (l *Log) SetRequestInfo(addr, requestID func(context.Context) string) {
+	l.addrOf, l.requestIDOf = addr, requestID
+}
+
+// fill completes e from the request in ctx.
+func (l *Log) fill(ctx context.Context, e Event) Event {
+	if e.ClientAddr == "" && l.addrOf != nil {
+		e.ClientAddr = l.addrOf(ctx)
+	}
+	if e.RequestID == "" && l.requestIDOf != nil {
+		e.RequestID = l.requestIDOf(ctx)
+	}
+	return e
+}
+
+// Do runs op and records the event it returns in one transaction: the
+// event is written if and only if op succeeds, and op fails if its event
+// cannot be written (SPEC §9: no audited operation succeeds unrecorded).
+// op's database calls must use the tx it is given.
+func (l *Log) Do(ctx context.Context, op func(tx *gorm.DB) (Event, error)) error {
+	return l.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		e, err := op(tx)
+		if err != nil {
+			return err
+		}
+		return l.Append(ctx, tx, e)
+	})
 }
 
 // New returns the Log of db, keyed with key (at least MinKeyLen bytes:
@@ -57,7 +92,7 @@ func (l *Log) clock() time.Time { return l.now().UTC().Truncate(time.Microsecond
 // or SERIALIZABLE its snapshot may predate the head, and the append then
 // fails on seq's uniqueness (the operation fails; the chain never forks).
 func (l *Log) Append(ctx context.Context, tx *gorm.DB, e Event) error {
-	r, err := e.row()
+	r, err := l.fill(ctx, e).row()
 	if err != nil {
 		return err
 	}
@@ -77,7 +112,7 @@ func (l *Log) Append(ctx context.Context, tx *gorm.DB, e Event) error {
 // action, and when its window ends), claimed by an atomic upsert, so
 // replicas share them; Prune deletes the ended ones.
 func (l *Log) AppendOnce(ctx context.Context, tx *gorm.DB, e Event, window time.Duration, keys ...string) (bool, error) {
-	r, err := e.row()
+	r, err := l.fill(ctx, e).row()
 	if err != nil {
 		return false, err
 	}

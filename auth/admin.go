@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"cloudkeys/apperr"
+	"cloudkeys/audit"
 	"cloudkeys/models"
 )
 
@@ -36,14 +37,55 @@ func CreateAdmin(ctx context.Context, db *gorm.DB, h *Hasher, email, password st
 
 // UpdateUser changes the account id (email, admin right, status) on behalf
 // of admin; see models.UpdateUser for the rules. Only approved admins may.
+//
+// Approving, disabling, promoting and demoting are each recorded in the
+// audit trail, in the change's transaction.
 func (s *Service) UpdateUser(ctx context.Context, admin *models.User, id string, upd models.UserUpdate) (*models.User, error) {
-	return models.UpdateUser(ctx, s.db, admin.ID, id, upd)
+	var after *models.User
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		before, err := models.UserByID(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if after, err = models.UpdateUser(ctx, tx, admin.ID, id, upd); err != nil {
+			return err
+		}
+		for _, action := range changes(before, after) {
+			if err := s.audit.Append(ctx, tx, userEvent(action, admin.ID, id, "")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return after, err
+}
+
+// changes names the audited changes from before to after.
+func changes(before, after *models.User) []audit.Action {
+	var out []audit.Action
+	if before.Status != after.Status {
+		switch after.Status {
+		case models.StatusApproved:
+			out = append(out, audit.UserApproved)
+		case models.StatusDisabled:
+			out = append(out, audit.UserDisabled)
+		}
+	}
+	switch {
+	case !before.IsAdmin && after.IsAdmin:
+		out = append(out, audit.UserPromoted)
+	case before.IsAdmin && !after.IsAdmin:
+		out = append(out, audit.UserDemoted)
+	}
+	return out
 }
 
 // DeleteUser deletes the account id with its sessions and credentials on
 // behalf of admin. Only approved admins may; never the last one.
 func (s *Service) DeleteUser(ctx context.Context, admin *models.User, id string) error {
-	return models.DeleteUser(ctx, s.db, admin.ID, id)
+	return s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
+		return userEvent(audit.UserDeleted, admin.ID, id, ""), models.DeleteUser(ctx, tx, admin.ID, id)
+	})
 }
 
 // ResetPassword sets a new password for the account id and signs out every
@@ -60,7 +102,9 @@ func (s *Service) ResetPassword(ctx context.Context, admin *models.User, id, pas
 	if err != nil {
 		return err
 	}
-	return models.ResetPassword(ctx, s.db, admin.ID, id, hash)
+	return s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
+		return userEvent(audit.PasswordReset, admin.ID, id, "sessions ended"), models.ResetPassword(ctx, tx, admin.ID, id, hash)
+	})
 }
 
 // Users lists accounts, newest first, a page at a time. Only admins may.

@@ -74,6 +74,9 @@ type Hasher struct {
 	dummy    string
 	runs     *atomic.Int64
 	accounts *Hasher
+	// What this pool's waits were, for metrics (WaitStats): hashes that
+	// waited for a slot, waits that ran out, and the time spent waiting.
+	waits, timeouts, waitNanos atomic.Int64
 }
 
 // NewHasher returns a Hasher making hashes with p, running at most
@@ -107,6 +110,17 @@ func (h *Hasher) Accounts() *Hasher { return h.accounts }
 // Slots returns how many hashes the Hasher's pool runs at once.
 func (h *Hasher) Slots() int { return cap(h.slots) }
 
+// InUse returns how many hashes of the Hasher's pool are running now.
+func (h *Hasher) InUse() int { return len(h.slots) }
+
+// WaitStats returns, since the start, how many hashes of the Hasher's pool
+// found every slot taken and waited, how many of those waits ran out
+// (RATE_LIMITED), and the time spent waiting. Metrics read them when
+// scraped; a hash that finds a free slot records nothing.
+func (h *Hasher) WaitStats() (waits, timeouts int64, wait time.Duration) {
+	return h.waits.Load(), h.timeouts.Load(), time.Duration(h.waitNanos.Load())
+}
+
 // Params returns the parameters new hashes are made with.
 func (h *Hasher) Params() Params { return h.params }
 
@@ -119,12 +133,16 @@ func (h *Hasher) acquire(ctx context.Context) error {
 		return nil
 	default:
 	}
+	start := time.Now()
+	h.waits.Add(1)
+	defer func() { h.waitNanos.Add(int64(time.Since(start))) }()
 	t := time.NewTimer(h.wait)
 	defer t.Stop()
 	select {
 	case h.slots <- struct{}{}:
 		return nil
 	case <-t.C:
+		h.timeouts.Add(1)
 		return errBusy
 	case <-ctx.Done():
 		return ctx.Err()

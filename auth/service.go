@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"cloudkeys/apperr"
+	"cloudkeys/audit"
 	"cloudkeys/models"
 )
 
@@ -44,6 +45,8 @@ type Service struct {
 	firstAdmin   bool
 	registration models.RegistrationLimit
 	closed       bool // CLOUDKEYS_REGISTRATION=closed
+	audit        *audit.Log
+	observer     Observer // nil: none
 	log          *slog.Logger
 	lastPrune    atomic.Int64 // when failures were last pruned (UnixNano)
 }
@@ -62,6 +65,11 @@ type Options struct {
 	// refuses it altogether (only admins create accounts, with CreateUser).
 	Registration       models.RegistrationLimit
 	RegistrationClosed bool
+	// Audit records the security events (audited.go); required.
+	Audit *audit.Log
+	// Observer is told of sign-ins and throttle refusals, for metrics
+	// (observe.go); nil: nobody.
+	Observer Observer
 }
 
 // NewService returns the account service.
@@ -72,7 +80,7 @@ func NewService(db *gorm.DB, hasher *Hasher, tokens *Tokens, o Options, log *slo
 	}
 	return &Service{db: db, sessionCheck: models.NewSessionCheck(db), hasher: hasher, tokens: tokens,
 		sessions: o.Sessions, limits: o.Login, clock: clock, firstAdmin: o.FirstUserAdmin,
-		registration: o.Registration, closed: o.RegistrationClosed, log: log}
+		registration: o.Registration, closed: o.RegistrationClosed, audit: o.Audit, observer: o.Observer, log: log}
 }
 
 // now is the service's clock at the precision the database keeps.
@@ -92,13 +100,29 @@ func (s *Service) Register(ctx context.Context, email, password string) (*models
 		return nil, errRegistrationClosed
 	}
 	if err := models.AdmitRegistration(ctx, s.db, throttleAddr(ClientAddr(ctx)), s.registration, s.now()); err != nil {
+		s.observeRefusal(LimitRegister, err)
 		return nil, err
 	}
 	hash, err := s.newAccountHash(ctx, email, password)
 	if err != nil {
 		return nil, err
 	}
-	return models.InsertUser(ctx, s.db, models.NewUser{Email: email, PasswordHash: hash, FirstUserAdmin: s.firstAdmin})
+	var u *models.User
+	err = s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
+		u, err = models.InsertUser(ctx, tx, models.NewUser{Email: email, PasswordHash: hash, FirstUserAdmin: s.firstAdmin})
+		if err != nil {
+			return audit.Event{}, err
+		}
+		return userEvent(audit.UserRegistered, u.ID, u.ID, "status="+string(u.Status)+adminDetail(u)), nil
+	})
+	return u, err
+}
+
+func adminDetail(u *models.User) string {
+	if u.IsAdmin {
+		return " admin"
+	}
+	return ""
 }
 
 var errRegistrationClosed = apperr.Errorf(apperr.Forbidden, "registration is closed on this server: ask an administrator for an account")
@@ -113,7 +137,15 @@ func (s *Service) CreateUser(ctx context.Context, admin *models.User, email, pas
 	if err != nil {
 		return nil, err
 	}
-	return models.InsertUser(ctx, s.db, models.NewUser{Email: email, PasswordHash: hash, Approved: true, ApprovedBy: admin.ID})
+	var u *models.User
+	err = s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
+		u, err = models.InsertUser(ctx, tx, models.NewUser{Email: email, PasswordHash: hash, Approved: true, ApprovedBy: admin.ID})
+		if err != nil {
+			return audit.Event{}, err
+		}
+		return userEvent(audit.UserCreated, admin.ID, u.ID, "status="+string(u.Status)), nil
+	})
+	return u, err
 }
 
 // newAccountHash validates a new account's email and password and hashes
@@ -137,7 +169,8 @@ var errCredentials = apperr.Unauthenticatedf(apperr.ReasonBadCredentials, "wrong
 // wrong password get the same answer after the same work (one Argon2id
 // verify) and both count as failures; a pending or disabled account is told
 // so only once the password is right.
-func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (*Payload, error) {
+func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (_ *Payload, err error) {
+	defer func() { s.observeSignIn(err) }()
 	email = models.NormalizeEmail(email)
 	var (
 		user   *models.User
@@ -159,16 +192,26 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		return nil, err
 	}
 	if !ok {
-		return nil, errCredentials
+		return nil, refused(errCredentials, s.signInRefused(ctx, email, user, audit.Failed, errCredentials))
 	}
 	if err := models.CanSignIn(user); err != nil {
-		return nil, err
+		return nil, refused(err, s.signInRefused(ctx, email, user, audit.Refused, err))
 	}
 	if rehash {
 		s.rehash(ctx, user, password)
 	}
 	refresh, hash := newRefreshToken()
-	session, token, err := models.CreateSession(ctx, s.db, user.ID, clientAddr, UserAgent(ctx), hash, s.sessions, s.now())
+	var (
+		session *models.Session
+		token   *models.RefreshToken
+	)
+	err = s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
+		session, token, err = models.CreateSession(ctx, tx, user.ID, clientAddr, UserAgent(ctx), hash, s.sessions, s.now())
+		if err != nil {
+			return audit.Event{}, err
+		}
+		return sessionEvent(audit.SignIn, user.ID, session.ID, ""), nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -212,10 +255,13 @@ func (s *Service) Refresh(ctx context.Context, refreshToken, clientAddr string) 
 	}
 	next, nextHash := newRefreshToken()
 	user, session, token, err := models.RotateRefreshToken(ctx, s.db, presented, nextHash, clientAddr, s.sessions, s.now())
+	if reused, ok := errors.AsType[*models.RefreshReusedError](err); ok {
+		s.log.WarnContext(ctx, "refresh token reused: session revoked", "detail", err.Error())
+		e := sessionEvent(audit.RefreshTokenReused, reused.UserID, reused.SessionID, "session revoked")
+		e.Outcome = audit.Refused
+		return nil, refused(err, s.audit.Append(ctx, nil, e))
+	}
 	if err != nil {
-		if errors.Is(err, models.ErrRefreshReused) {
-			s.log.WarnContext(ctx, "refresh token reused: session revoked", "detail", err.Error())
-		}
 		return nil, err
 	}
 	return s.payload(user, session.ID, next, token.ExpiresAt)
@@ -235,24 +281,28 @@ func (s *Service) payload(user *models.User, sessionID, refresh string, refreshE
 // caller's sessions. Only the signed-in caller may, for their own sessions.
 func (s *Service) Logout(ctx context.Context, c Caller, refreshToken *string, everywhere bool) error {
 	user, sessionID := c.User, c.SessionID
-	if everywhere {
-		return models.RevokeSessions(ctx, s.db, user.ID, "")
-	}
-	if err := models.RevokeSession(ctx, s.db, user.ID, sessionID); err != nil {
-		return err
-	}
-	if refreshToken != nil && *refreshToken != "" {
-		if hash, ok := hashRefreshToken(*refreshToken); ok {
-			session, err := models.SessionOfToken(ctx, s.db, hash)
-			if err == nil && session.UserID == user.ID {
-				return models.RevokeSession(ctx, s.db, user.ID, session.ID)
-			}
-			if err != nil && apperr.CodeOf(err) != apperr.NotFound {
-				return err
+	return s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
+		if everywhere {
+			return sessionEvent(audit.SignedOut, user.ID, sessionID, "everywhere"), models.RevokeSessions(ctx, tx, user.ID, "")
+		}
+		if err := models.RevokeSession(ctx, tx, user.ID, sessionID); err != nil {
+			return audit.Event{}, err
+		}
+		e := sessionEvent(audit.SignedOut, user.ID, sessionID, "")
+		if refreshToken != nil && *refreshToken != "" {
+			if hash, ok := hashRefreshToken(*refreshToken); ok {
+				session, err := models.SessionOfToken(ctx, tx, hash)
+				if err == nil && session.UserID == user.ID && session.ID != sessionID {
+					e.Detail = "and session " + session.ID
+					return e, models.RevokeSession(ctx, tx, user.ID, session.ID)
+				}
+				if err != nil && apperr.CodeOf(err) != apperr.NotFound {
+					return audit.Event{}, err
+				}
 			}
 		}
-	}
-	return nil
+		return e, nil
+	})
 }
 
 // ChangePassword replaces the caller's password after checking the current
@@ -274,17 +324,20 @@ func (s *Service) ChangePassword(ctx context.Context, c Caller, current, next st
 	}
 	if !ok {
 		// Not UNAUTHENTICATED: a typo must not sign the client out.
-		return apperr.Invalidf("currentPassword", "the current password is wrong")
+		wrong := apperr.Invalidf("currentPassword", "the current password is wrong")
+		e := userEvent(audit.PasswordChanged, user.ID, user.ID, "wrong current password")
+		e.Outcome = audit.Failed
+		return refused(wrong, s.audit.Append(ctx, nil, e))
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return err
 	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
 		if err := models.SetPasswordHash(ctx, tx, user.ID, hash); err != nil {
-			return err
+			return audit.Event{}, err
 		}
-		return models.RevokeSessions(ctx, tx, user.ID, c.SessionID)
+		return userEvent(audit.PasswordChanged, user.ID, user.ID, "other sessions ended"), models.RevokeSessions(ctx, tx, user.ID, c.SessionID)
 	})
 }
 

@@ -3,6 +3,9 @@ package auth
 import (
 	"context"
 
+	"gorm.io/gorm"
+
+	"cloudkeys/audit"
 	"cloudkeys/models"
 )
 
@@ -17,5 +20,7 @@ func (s *Service) Sessions(ctx context.Context, c Caller) ([]models.Session, err
 // refresh tokens stop working on their next use. Someone else's session,
 // or one already ended, is NOT_FOUND.
 func (s *Service) RevokeSession(ctx context.Context, c Caller, sessionID string) error {
-	return models.EndSession(ctx, s.db, c.User.ID, sessionID, s.now())
+	return s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
+		return sessionEvent(audit.SessionRevoked, c.User.ID, sessionID, ""), models.EndSession(ctx, tx, c.User.ID, sessionID, s.now())
+	})
 }

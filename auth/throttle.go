@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"cloudkeys/apperr"
+	"cloudkeys/audit"
 	"cloudkeys/models"
 )
 
@@ -23,6 +24,8 @@ func (s *Service) throttled(ctx context.Context, email, addr string, verify func
 	if err != nil {
 		if e := apperr.As(err); e != nil && e.Code == apperr.RateLimited {
 			s.log.WarnContext(ctx, "sign-in attempt refused: too many failures", "client_addr", addr, "retry_after", e.RetryAfter)
+			s.observeRefusal(LimitSignIn, err)
+			return false, refused(err, s.signInRefused(ctx, email, nil, audit.Refused, err))
 		}
 		return false, err
 	}

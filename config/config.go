@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -51,6 +52,18 @@ type Config struct {
 	EncryptionKeys     []byte
 	EncryptionKeysFile string
 	AllowMissingKeys   bool
+	// KeyCheckInterval is how often a server checks its key file for
+	// changes and the database for the active kid (SPEC §10: at most 10 s;
+	// CLOUDKEYS_KEY_CHECK_INTERVAL).
+	KeyCheckInterval time.Duration
+	// HeartbeatInterval is how often a server records its heartbeat, and
+	// HeartbeatLive how long after one it still counts as live
+	// (CLOUDKEYS_HEARTBEAT_INTERVAL, CLOUDKEYS_HEARTBEAT_LIVE: 10 s, 30 s).
+	HeartbeatInterval time.Duration
+	HeartbeatLive     time.Duration
+	// InstanceID names this server in heartbeats and in what the keys
+	// commands print (CLOUDKEYS_INSTANCE_ID; default host-pid-random).
+	InstanceID string
 
 	LoginMaxPerEmail int
 	LoginMaxPerAddr  int
@@ -94,6 +107,15 @@ type Config struct {
 	LogLevel  string
 	LogFormat string // "text" or "json"
 
+	// MetricsAddr is the address of the Prometheus metrics listener
+	// (CLOUDKEYS_METRICS_ADDR, --metrics-addr); "" turns metrics off.
+	MetricsAddr string
+	// TracesEndpoint is where OpenTelemetry spans are sent (OTLP/HTTP),
+	// from the standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (as it is) or
+	// OTEL_EXPORTER_OTLP_ENDPOINT (with /v1/traces); "" turns tracing off,
+	// as do OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none.
+	TracesEndpoint string
+
 	// FirstUserAdmin makes the first account ever registered an approved
 	// admin (SPEC §3, §10): the default in development; in production only
 	// with CLOUDKEYS_FIRST_USER_ADMIN=true — there the first admin is made
@@ -107,6 +129,10 @@ type Config struct {
 	// CLOUDKEYS_AUDIT_KEY or _FILE; read and checked when given.
 	AuditKey       []byte
 	AuditKeySource string
+	// AuditRetention is how long audit events are kept
+	// (CLOUDKEYS_AUDIT_RETENTION, 365 days); older ones are pruned, with a
+	// checkpoint that keeps the chain verifiable.
+	AuditRetention time.Duration
 
 	// Now is the clock of tokens, sessions and the login throttle; nil is
 	// the system clock. Not configurable: tests set it to move time.
@@ -199,12 +225,36 @@ func Read(getenv func(string) string) *Config {
 	c.Registration = env.str("CLOUDKEYS_REGISTRATION", "open")
 	c.RegisterMaxPerAddr = env.integerIn("CLOUDKEYS_REGISTER_MAX_PER_ADDR", 10, 0, 1_000_000)
 	c.RegisterWindow = time.Hour
+	c.MetricsAddr = env.str("CLOUDKEYS_METRICS_ADDR", "")
+	c.TracesEndpoint = tracesEndpoint(getenv)
+	c.KeyCheckInterval = env.duration("CLOUDKEYS_KEY_CHECK_INTERVAL", 10*time.Second)
+	c.HeartbeatInterval = env.duration("CLOUDKEYS_HEARTBEAT_INTERVAL", 10*time.Second)
+	c.HeartbeatLive = env.duration("CLOUDKEYS_HEARTBEAT_LIVE", 30*time.Second)
+	c.InstanceID = env.str("CLOUDKEYS_INSTANCE_ID", "")
+	c.AuditRetention = env.duration("CLOUDKEYS_AUDIT_RETENTION", 365*24*time.Hour)
 	c.secretVars = secretVars{
 		jwt: getenv("CLOUDKEYS_JWT_SECRET"), jwtFile: getenv("CLOUDKEYS_JWT_SECRET_FILE"),
 		audit: getenv("CLOUDKEYS_AUDIT_KEY"), auditFile: getenv("CLOUDKEYS_AUDIT_KEY_FILE"),
 	}
 	c.envErr = env.err
 	return c
+}
+
+// tracesEndpoint is the OTLP/HTTP traces URL the standard OTEL_* variables
+// give ("" when none does, or tracing is switched off), as the OpenTelemetry
+// specification reads them.
+func tracesEndpoint(getenv func(string) string) string {
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") ||
+		strings.EqualFold(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")), "none") {
+		return ""
+	}
+	if u := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")); u != "" {
+		return u
+	}
+	if u := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT")); u != "" {
+		return strings.TrimRight(u, "/") + "/v1/traces"
+	}
+	return ""
 }
 
 // DatabaseFlags binds the flags that say where the database is:
@@ -222,6 +272,7 @@ func (c *Config) DataDirFlag(fs *flag.FlagSet) {
 // ServeFlags binds the flags of `serve`.
 func (c *Config) ServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (CLOUDKEYS_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus metrics, apart from --addr; empty: no metrics (CLOUDKEYS_METRICS_ADDR)")
 	c.DatabaseFlags(fs)
 	fs.BoolVar(&c.AllowMissingKeys, "allow-missing-keys", false, "start even if stored API keys use encryption keys missing from the key set (those read NEEDS_REENTRY)")
 	fs.BoolVar(&c.NoMigrate, "no-migrate", false, "do not apply pending database migrations: refuse to start while any is pending ('cloudkeys migrate' applies them)")
@@ -260,6 +311,12 @@ func (c *Config) Finish(secrets bool) error {
 	}
 	if c.RelayHeaderTimeout <= 0 || c.RelayMaxDuration <= 0 || c.RelayUsageFlush <= 0 || c.RelayUsageFlush > time.Minute {
 		return errors.New("CLOUDKEYS_RELAY_HEADER_TIMEOUT and CLOUDKEYS_RELAY_MAX_DURATION must be longer than 0, and CLOUDKEYS_RELAY_USAGE_FLUSH between 0 and 1m (lastUsedAt is at most a minute stale)")
+	}
+	if c.KeyCheckInterval <= 0 || c.KeyCheckInterval > 10*time.Second {
+		return fmt.Errorf("CLOUDKEYS_KEY_CHECK_INTERVAL is %s: it must be longer than 0 and at most 10s (servers pick up a new key file and active key within it)", c.KeyCheckInterval)
+	}
+	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval > 10*time.Second || c.HeartbeatLive <= c.HeartbeatInterval {
+		return fmt.Errorf("CLOUDKEYS_HEARTBEAT_INTERVAL (%s) must be longer than 0 and at most 10s, and CLOUDKEYS_HEARTBEAT_LIVE (%s) longer than it", c.HeartbeatInterval, c.HeartbeatLive)
 	}
 	if c.Registration != "open" && c.Registration != "closed" {
 		return fmt.Errorf("CLOUDKEYS_REGISTRATION is %q: it must be open or closed", c.Registration)
@@ -302,13 +359,19 @@ func (c *Config) loadJWTSecret() error {
 // MinAuditKeyLen is the shortest audit key accepted, in bytes.
 const MinAuditKeyLen = 32
 
-// loadAuditKey reads CLOUDKEYS_AUDIT_KEY or _FILE when one is set, and
-// checks its length. Nothing requires it yet: it is the key of the audit
-// trail's chain (SPEC §9), which 'cloudkeys init' already writes.
+// loadAuditKey reads CLOUDKEYS_AUDIT_KEY or _FILE, the key of the audit
+// trail's chain (SPEC §9), and checks its length. Production requires it
+// ('cloudkeys init' writes one); in development, without one, the caller
+// generates one into the data directory (AuditKeyPath).
 func (c *Config) loadAuditKey() error {
 	key, source, err := readSecret("CLOUDKEYS_AUDIT_KEY", c.secretVars.audit, c.secretVars.auditFile)
-	if err != nil || key == nil {
+	switch {
+	case err != nil:
 		return err
+	case key == nil && c.Production():
+		return errors.New("production needs an audit key: set CLOUDKEYS_AUDIT_KEY or CLOUDKEYS_AUDIT_KEY_FILE (at least 32 bytes; 'cloudkeys init' writes one)")
+	case key == nil:
+		return nil
 	}
 	if len(key) < MinAuditKeyLen {
 		return fmt.Errorf("the audit key from %s is too short: it needs at least %d bytes", source, MinAuditKeyLen)
@@ -334,6 +397,32 @@ func readSecret(name, value, file string) ([]byte, string, error) {
 		return []byte(strings.TrimRight(string(b), "\r\n")), file, nil
 	}
 	return nil, "", nil
+}
+
+// AuditKeyPath is where a development audit key is generated.
+func (c *Config) AuditKeyPath() string { return filepath.Join(c.DataDir, "audit-key") }
+
+// LoadAuditKey reads the audit key for a command that records or checks
+// audit events without serving (cloudkeys audit verify, the keys
+// commands): CLOUDKEYS_AUDIT_KEY or _FILE, or, in development, the data
+// directory's generated file if there is one. It returns nil, nil when
+// there is none (development only).
+func (c *Config) LoadAuditKey() ([]byte, error) {
+	if err := c.loadAuditKey(); err != nil {
+		return nil, err
+	}
+	if c.AuditKey != nil {
+		return c.AuditKey, nil
+	}
+	b, err := os.ReadFile(c.AuditKeyPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the audit key: %w", err)
+	}
+	c.AuditKey, c.AuditKeySource = b, c.AuditKeyPath()
+	return b, nil
 }
 
 // JWTSecretPath is where a development JWT secret is generated.

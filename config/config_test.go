@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func load(t *testing.T, vars map[string]string, args ...string) (*Config, error) {
@@ -68,6 +69,7 @@ func TestProductionDefaults(t *testing.T) {
 	vars := map[string]string{
 		"CLOUDKEYS_ENV":             "production",
 		"CLOUDKEYS_JWT_SECRET":      strings.Repeat("s", 32),
+		"CLOUDKEYS_AUDIT_KEY":       strings.Repeat("a", 32),
 		"CLOUDKEYS_ENCRYPTION_KEYS": `{"keys":[]}`,
 	}
 	c, err := load(t, vars)
@@ -110,6 +112,7 @@ func TestFirstUserAdminDefaults(t *testing.T) {
 	prod := map[string]string{
 		"CLOUDKEYS_ENV":             "production",
 		"CLOUDKEYS_JWT_SECRET":      strings.Repeat("s", 32),
+		"CLOUDKEYS_AUDIT_KEY":       strings.Repeat("a", 32),
 		"CLOUDKEYS_ENCRYPTION_KEYS": `{"keys":[]}`,
 	}
 	for _, tc := range []struct {
@@ -173,5 +176,30 @@ func TestFinishWithoutSecrets(t *testing.T) {
 	c = Read(func(k string) string { return map[string]string{"CLOUDKEYS_LOGIN_WINDOW": "soon"}[k] })
 	if err := c.Finish(false); err == nil || !strings.Contains(err.Error(), "CLOUDKEYS_LOGIN_WINDOW") {
 		t.Fatalf("malformed variable: %v", err)
+	}
+}
+
+// The key check and heartbeat intervals: the defaults of SPEC §10, and
+// nothing that would break its promises (a server notices a new key file
+// or active key within 10 s; it stays live between two heartbeats).
+func TestKeyIntervals(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil || c.KeyCheckInterval != 10*time.Second || c.HeartbeatInterval != 10*time.Second || c.HeartbeatLive != 30*time.Second || c.InstanceID != "" {
+		t.Fatalf("defaults: %v %v %v %q %v", c.KeyCheckInterval, c.HeartbeatInterval, c.HeartbeatLive, c.InstanceID, err)
+	}
+	c, err = load(t, map[string]string{"CLOUDKEYS_KEY_CHECK_INTERVAL": "50ms", "CLOUDKEYS_HEARTBEAT_INTERVAL": "1s",
+		"CLOUDKEYS_HEARTBEAT_LIVE": "3s", "CLOUDKEYS_INSTANCE_ID": "web-1"})
+	if err != nil || c.KeyCheckInterval != 50*time.Millisecond || c.HeartbeatLive != 3*time.Second || c.InstanceID != "web-1" {
+		t.Fatalf("set: %+v %v", c, err)
+	}
+	for _, vars := range []map[string]string{
+		{"CLOUDKEYS_KEY_CHECK_INTERVAL": "11s"},
+		{"CLOUDKEYS_KEY_CHECK_INTERVAL": "0s"},
+		{"CLOUDKEYS_HEARTBEAT_INTERVAL": "20s"},
+		{"CLOUDKEYS_HEARTBEAT_INTERVAL": "10s", "CLOUDKEYS_HEARTBEAT_LIVE": "10s"},
+	} {
+		if _, err := load(t, vars); err == nil {
+			t.Errorf("%v accepted", vars)
+		}
 	}
 }

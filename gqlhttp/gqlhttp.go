@@ -46,6 +46,10 @@ type Options struct {
 	// Introspection allows __schema and __type; without it validation
 	// errors suggest no names of the schema either.
 	Introspection bool
+	// OnResult, if set, is called once per GraphQL response written
+	// (refusals of the transport included) with its outcome: ResultCode.
+	// It must be cheap and safe for concurrent use (metrics).
+	OnResult func(code string)
 }
 
 // New serves es with this package's transport (none of gqlgen's), the
@@ -53,7 +57,7 @@ type Options struct {
 // caller sets the error presenter and recover function.
 func New(es graphql.ExecutableSchema, o Options) *handler.Server {
 	srv := handler.New(es)
-	srv.AddTransport(transport{maxBody: o.MaxBodyBytes, timeout: o.Timeout, tokenLimit: o.MaxTokens})
+	srv.AddTransport(transport{maxBody: o.MaxBodyBytes, timeout: o.Timeout, tokenLimit: o.MaxTokens, onResult: o.OnResult})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetParserTokenLimit(o.MaxTokens)
 	if o.Introspection {

@@ -60,6 +60,7 @@ type transport struct {
 	maxBody    int64         // bytes of a POST body; 0: unlimited
 	timeout    time.Duration // per request; 0: none
 	tokenLimit int           // the executor's parser token limit, to re-parse a refused GET
+	onResult   func(code string)
 }
 
 var _ graphql.Transport = transport{}
@@ -75,14 +76,14 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		return
 	default:
 		w.Header().Set("Allow", allowedMethods)
-		writeRequestError(w, r, exec, mediaJSON, apperr.MethodNotAllowed, "/graphql accepts GET (queries only) and POST")
+		t.writeRequestError(w, r, exec, mediaJSON, apperr.MethodNotAllowed, "/graphql accepts GET (queries only) and POST")
 		return
 	}
 
 	// Spec § Body: respect Accept, or answer 406 and stop.
 	media, ok := negotiate(r.Header.Values("Accept"))
 	if !ok {
-		writeRequestError(w, r, exec, mediaJSON, apperr.NotAcceptable,
+		t.writeRequestError(w, r, exec, mediaJSON, apperr.NotAcceptable,
 			"Accept must allow application/graphql-response+json or application/json")
 		return
 	}
@@ -96,7 +97,7 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		params, bad = readGET(r)
 	}
 	if bad != nil {
-		writeRequestError(w, r, exec, media, bad.code, bad.message)
+		t.writeRequestError(w, r, exec, media, bad.code, bad.message)
 		return
 	}
 	params.Headers = r.Header
@@ -115,15 +116,15 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		// Spec § GET: a mutation over GET is 405 even when the document
 		// also fails validation, so look for it before reporting errors.
 		if safe && t.operationType(opCtx, params) == ast.Mutation {
-			refuseMutationOverGET(w, r, exec, media)
+			t.refuseMutationOverGET(w, r, exec, media)
 			return
 		}
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
-		writeResponse(w, media, requestErrorStatus(media, resp), resp)
+		t.respond(w, media, requestErrorStatus(media, resp), resp)
 		return
 	}
 	if safe && opCtx.Operation.Operation != ast.Query {
-		refuseMutationOverGET(w, r, exec, media)
+		t.refuseMutationOverGET(w, r, exec, media)
 		return
 	}
 
@@ -139,7 +140,7 @@ func (t transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 	if resp.Data == nil {
 		status = requestErrorStatus(media, resp)
 	}
-	writeResponse(w, media, status, resp)
+	t.respond(w, media, status, resp)
 }
 
 // badRequest is a request refused before GraphQL sees it; its status is
@@ -320,9 +321,9 @@ func (t transport) operationType(opCtx *graphql.OperationContext, params *graphq
 
 // refuseMutationOverGET answers 405 without executing anything (spec § GET:
 // the server MUST respond 405 and halt execution).
-func refuseMutationOverGET(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
+func (t transport) refuseMutationOverGET(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
 	w.Header().Set("Allow", http.MethodPost)
-	writeRequestError(w, r, exec, media, apperr.MethodNotAllowed,
+	t.writeRequestError(w, r, exec, media, apperr.MethodNotAllowed,
 		"a mutation must be sent with POST: GET requests only run queries")
 }
 
@@ -370,9 +371,30 @@ func timeoutError() *gqlerror.Error { return RequestError(apperr.Timeout, Timeou
 // writeRequestError answers a request refused by the transport: a GraphQL
 // response with one error and no data, through the error presenter, with
 // the status of its code.
-func writeRequestError(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string, code apperr.Code, msg string) {
+func (t transport) writeRequestError(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string, code apperr.Code, msg string) {
 	resp := exec.DispatchError(r.Context(), gqlerror.List{RequestError(code, msg)})
-	writeResponse(w, media, apperr.HTTPStatus(code), resp)
+	t.respond(w, media, apperr.HTTPStatus(code), resp)
+}
+
+// respond tells Options.OnResult the response's outcome, then writes it.
+// Every GraphQL response of the endpoint goes through here.
+func (t transport) respond(w http.ResponseWriter, media string, status int, resp *graphql.Response) {
+	if t.onResult != nil {
+		t.onResult(ResultCode(resp))
+	}
+	writeResponse(w, media, status, resp)
+}
+
+// ResultCode is the outcome of a response: the extensions.code of its
+// first error, or "OK" when it has none.
+func ResultCode(resp *graphql.Response) string {
+	if len(resp.Errors) == 0 {
+		return "OK"
+	}
+	if code := CodeOf(resp.Errors[0]); code != "" {
+		return string(code)
+	}
+	return "UNKNOWN"
 }
 
 // writeResponse writes resp as media (spec § Body: Content-Type with its

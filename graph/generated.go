@@ -4,6 +4,7 @@ package graph
 
 import (
 	"bytes"
+	"cloudkeys/audit"
 	"cloudkeys/auth"
 	"cloudkeys/models"
 	"cloudkeys/probe"
@@ -32,6 +33,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	AuditEvent() AuditEventResolver
 	CloudCredential() CloudCredentialResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
@@ -45,6 +47,30 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AuditEvent struct {
+		Action     func(childComplexity int) int
+		Actor      func(childComplexity int) int
+		ActorID    func(childComplexity int) int
+		At         func(childComplexity int) int
+		ClientAddr func(childComplexity int) int
+		Detail     func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Outcome    func(childComplexity int) int
+		RequestID  func(childComplexity int) int
+		TargetID   func(childComplexity int) int
+		TargetType func(childComplexity int) int
+	}
+
+	AuditEventConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	AuditEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	AuthPayload struct {
 		AccessToken      func(childComplexity int) int
 		ExpiresAt        func(childComplexity int) int
@@ -108,6 +134,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		AuditEvents      func(childComplexity int, first *int, after *string, action *audit.Action, actorID *string, targetID *string, since *time.Time) int
 		CloudCredential  func(childComplexity int, id string) int
 		CloudCredentials func(childComplexity int) int
 		CloudProviders   func(childComplexity int) int
@@ -163,14 +190,15 @@ type ComplexityRoot struct {
 	}
 
 	User struct {
-		ApprovedAt func(childComplexity int) int
-		ApprovedBy func(childComplexity int) int
-		CreatedAt  func(childComplexity int) int
-		Email      func(childComplexity int) int
-		ID         func(childComplexity int) int
-		IsAdmin    func(childComplexity int) int
-		Sessions   func(childComplexity int) int
-		Status     func(childComplexity int) int
+		ApprovedAt     func(childComplexity int) int
+		ApprovedBy     func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		Email          func(childComplexity int) int
+		ID             func(childComplexity int) int
+		IsAdmin        func(childComplexity int) int
+		SecurityEvents func(childComplexity int, first *int, after *string) int
+		Sessions       func(childComplexity int) int
+		Status         func(childComplexity int) int
 	}
 
 	UserConnection struct {
@@ -188,6 +216,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type AuditEventResolver interface {
+	Actor(ctx context.Context, obj *audit.Row) (*models.User, error)
+}
 type CloudCredentialResolver interface {
 	RelayKeys(ctx context.Context, obj *models.CloudCredential) ([]*models.RelayKey, error)
 	Usage(ctx context.Context, obj *models.CloudCredential) (*models.Usage, error)
@@ -213,6 +244,7 @@ type MutationResolver interface {
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*models.User, error)
+	AuditEvents(ctx context.Context, first *int, after *string, action *audit.Action, actorID *string, targetID *string, since *time.Time) (*AuditEventConnection, error)
 	CloudProviders(ctx context.Context) ([]*models.Provider, error)
 	CloudCredentials(ctx context.Context) ([]*models.CloudCredential, error)
 	CloudCredential(ctx context.Context, id string) (*models.CloudCredential, error)
@@ -233,6 +265,7 @@ type SessionResolver interface {
 }
 type UserResolver interface {
 	ApprovedBy(ctx context.Context, obj *models.User) (*models.User, error)
+	SecurityEvents(ctx context.Context, obj *models.User, first *int, after *string) (*AuditEventConnection, error)
 	Sessions(ctx context.Context, obj *models.User) ([]*models.Session, error)
 }
 
@@ -253,6 +286,99 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AuditEvent.action":
+		if e.ComplexityRoot.AuditEvent.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.Action(childComplexity), true
+	case "AuditEvent.actor":
+		if e.ComplexityRoot.AuditEvent.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.Actor(childComplexity), true
+	case "AuditEvent.actorId":
+		if e.ComplexityRoot.AuditEvent.ActorID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.ActorID(childComplexity), true
+	case "AuditEvent.at":
+		if e.ComplexityRoot.AuditEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.At(childComplexity), true
+	case "AuditEvent.clientAddr":
+		if e.ComplexityRoot.AuditEvent.ClientAddr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.ClientAddr(childComplexity), true
+	case "AuditEvent.detail":
+		if e.ComplexityRoot.AuditEvent.Detail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.Detail(childComplexity), true
+	case "AuditEvent.id":
+		if e.ComplexityRoot.AuditEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.ID(childComplexity), true
+	case "AuditEvent.outcome":
+		if e.ComplexityRoot.AuditEvent.Outcome == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.Outcome(childComplexity), true
+	case "AuditEvent.requestId":
+		if e.ComplexityRoot.AuditEvent.RequestID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.RequestID(childComplexity), true
+	case "AuditEvent.targetId":
+		if e.ComplexityRoot.AuditEvent.TargetID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.TargetID(childComplexity), true
+	case "AuditEvent.targetType":
+		if e.ComplexityRoot.AuditEvent.TargetType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.TargetType(childComplexity), true
+
+	case "AuditEventConnection.edges":
+		if e.ComplexityRoot.AuditEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.Edges(childComplexity), true
+	case "AuditEventConnection.pageInfo":
+		if e.ComplexityRoot.AuditEventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.PageInfo(childComplexity), true
+
+	case "AuditEventEdge.cursor":
+		if e.ComplexityRoot.AuditEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventEdge.Cursor(childComplexity), true
+	case "AuditEventEdge.node":
+		if e.ComplexityRoot.AuditEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventEdge.Node(childComplexity), true
 
 	case "AuthPayload.accessToken":
 		if e.ComplexityRoot.AuthPayload.AccessToken == nil {
@@ -609,6 +735,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
 
+	case "Query.auditEvents":
+		if e.ComplexityRoot.Query.AuditEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Query_auditEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AuditEvents(childComplexity, args["first"].(*int), args["after"].(*string), args["action"].(*audit.Action), args["actorId"].(*string), args["targetId"].(*string), args["since"].(*time.Time)), true
 	case "Query.cloudCredential":
 		if e.ComplexityRoot.Query.CloudCredential == nil {
 			break
@@ -889,6 +1026,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.IsAdmin(childComplexity), true
+	case "User.securityEvents":
+		if e.ComplexityRoot.User.SecurityEvents == nil {
+			break
+		}
+
+		args, err := ec.field_User_securityEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.SecurityEvents(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "User.sessions":
 		if e.ComplexityRoot.User.Sessions == nil {
 			break
@@ -1018,6 +1166,135 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/audit.graphql", Input: `"What an audit event records."
+enum AuditAction {
+  "A sign-in: SUCCEEDED, FAILED (wrong email or password), or REFUSED (throttled: recorded once per email and address per window; or the account is pending or disabled)."
+  SIGN_IN
+  "A refresh token used after its grace window: taken as stolen, its session was revoked."
+  REFRESH_TOKEN_REUSED
+  "` + "`" + `logout` + "`" + `."
+  SIGNED_OUT
+  "` + "`" + `revokeSession` + "`" + `."
+  SESSION_REVOKED
+  "` + "`" + `changePassword` + "`" + ` (FAILED: a wrong current password)."
+  PASSWORD_CHANGED
+  "` + "`" + `resetUserPassword` + "`" + ` by an admin."
+  PASSWORD_RESET
+  "` + "`" + `register` + "`" + `."
+  USER_REGISTERED
+  "` + "`" + `createUser` + "`" + ` by an admin."
+  USER_CREATED
+  "An admin approved the account."
+  USER_APPROVED
+  "An admin disabled the account."
+  USER_DISABLED
+  "An admin made the account an admin."
+  USER_PROMOTED
+  "An admin removed the account's admin right."
+  USER_DEMOTED
+  "An admin deleted the account."
+  USER_DELETED
+  "` + "`" + `createCloudCredential` + "`" + `."
+  CREDENTIAL_CREATED
+  "` + "`" + `updateCloudCredential` + "`" + `."
+  CREDENTIAL_UPDATED
+  "` + "`" + `deleteCloudCredential` + "`" + `."
+  CREDENTIAL_DELETED
+  "` + "`" + `testCloudCredential` + "`" + ` (FAILED: the provider refused or was unreachable)."
+  CREDENTIAL_TESTED
+  "` + "`" + `createRelayKey` + "`" + `."
+  RELAY_KEY_CREATED
+  "` + "`" + `revokeRelayKey` + "`" + `."
+  RELAY_KEY_REVOKED
+  "` + "`" + `cloudkeys keys add` + "`" + ` (or the add of ` + "`" + `keys rotate` + "`" + `)."
+  KEY_ADDED
+  "` + "`" + `cloudkeys keys activate` + "`" + `."
+  KEY_ACTIVATED
+  "` + "`" + `cloudkeys keys rewrap` + "`" + `."
+  KEY_REWRAPPED
+  "` + "`" + `cloudkeys keys retire` + "`" + `."
+  KEY_RETIRED
+  "Retention pruned older events; the row records the pruned chain's head so the rest still verifies."
+  CHAIN_CHECKPOINT
+}
+
+"How an audited operation ended."
+enum AuditOutcome {
+  "It was done."
+  SUCCEEDED
+  "It was tried and failed (a wrong password, a provider that refused)."
+  FAILED
+  "It was refused before it was tried (throttled, a pending or disabled account, a reused token)."
+  REFUSED
+}
+
+"""
+One row of the audit trail: who did what to what, when, from where. Rows form a chain keyed
+with the server's audit key, so a change made directly in the database is detected by
+` + "`" + `cloudkeys audit verify` + "`" + `. Never a password, token or key.
+"""
+type AuditEvent {
+  "Random, stable identifier (a UUID)."
+  id: ID!
+  "When it happened."
+  at: Time!
+  "What happened."
+  action: AuditAction!
+  "How it ended."
+  outcome: AuditOutcome!
+  """
+  Who did it, while that account exists (the trail keeps the ID in ` + "`" + `actorId` + "`" + ` after it is
+  deleted). Shown to admins, and to the actor themselves; null for anyone else.
+  """
+  actor: User
+  "The ID of who did it; null for an anonymous caller (a failed sign-in of an unknown email)."
+  actorId: ID
+  "What kind of thing it was done to: ` + "`" + `user` + "`" + `, ` + "`" + `session` + "`" + `, ` + "`" + `credential` + "`" + `, ` + "`" + `relay_key` + "`" + `, ` + "`" + `email` + "`" + `, ` + "`" + `key` + "`" + `."
+  targetType: String
+  "The ID of what it was done to (an email for a sign-in to an unknown account)."
+  targetId: ID
+  "The client address of the request."
+  clientAddr: String
+  "The request's ` + "`" + `X-Request-ID` + "`" + `, to find its log lines."
+  requestId: String
+  "More about it, in a few words (e.g. ` + "`" + `BAD_CREDENTIALS` + "`" + `, ` + "`" + `name=Production` + "`" + `)."
+  detail: String
+}
+
+"One event in an ` + "`" + `AuditEventConnection` + "`" + `."
+type AuditEventEdge {
+  "Opaque position of this edge; pass it as ` + "`" + `after` + "`" + ` to continue after it."
+  cursor: String!
+  "The event."
+  node: AuditEvent!
+}
+
+"A page of audit events, newest first."
+type AuditEventConnection {
+  "The events of this page."
+  edges: [AuditEventEdge!]!
+  "Whether more follow, and where this page ends."
+  pageInfo: PageInfo!
+}
+
+extend type User {
+  """
+  The security events of this account, newest first: those it did and those done to it
+  (sign-ins, sessions ended, password changes, approvals, credential and relay-key changes).
+  Only on the caller's own ` + "`" + `User` + "`" + `: null for every other user, admins included (they have
+  ` + "`" + `auditEvents` + "`" + `). ` + "`" + `first` + "`" + ` is 1–100.
+  """
+  securityEvents(first: Int = 20, after: String): AuditEventConnection
+}
+
+extend type Query {
+  """
+  Admins only: the audit trail, newest first, optionally only one ` + "`" + `action` + "`" + `, one actor, one
+  target, or events ` + "`" + `since` + "`" + ` a time. ` + "`" + `first` + "`" + ` is 1–100.
+  """
+  auditEvents(first: Int = 50, after: String, action: AuditAction, actorId: ID, targetId: ID, since: Time): AuditEventConnection @auth(requires: ADMIN)
+}
+`, BuiltIn: false},
 	{Name: "../schema/auth.graphql", Input: `"Where an account stands. Only ` + "`" + `APPROVED` + "`" + ` accounts can sign in."
 enum UserStatus {
   "Registered and waiting for an admin's approval."
@@ -1403,7 +1680,13 @@ directive @auth(
   requires: Role = USER
 ) on FIELD_DEFINITION
 
-"An instant in time, written as an RFC 3339 string in UTC, e.g. ` + "`" + `2026-11-30T06:33:26Z` + "`" + `."
+"""
+An instant in time, as an RFC 3339 string. The server always writes it in UTC with exactly
+three fractional digits (milliseconds, truncated) and ` + "`" + `Z` + "`" + `, e.g. ` + "`" + `2026-12-03T12:00:00.000Z` + "`" + `:
+the precision of JavaScript's ` + "`" + `Date` + "`" + ` (` + "`" + `new Date(s).toISOString() === s` + "`" + `), and a fixed length,
+so the strings sort as the instants do. As an argument, any RFC 3339 value is accepted (any
+offset, any number of fractional digits, or none).
+"""
 scalar Time
 
 "What a signed-in user may do."
@@ -1514,6 +1797,54 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_AuditEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_AuditEvent_id(ctx, field)
+	case "at":
+		return ec.fieldContext_AuditEvent_at(ctx, field)
+	case "action":
+		return ec.fieldContext_AuditEvent_action(ctx, field)
+	case "outcome":
+		return ec.fieldContext_AuditEvent_outcome(ctx, field)
+	case "actor":
+		return ec.fieldContext_AuditEvent_actor(ctx, field)
+	case "actorId":
+		return ec.fieldContext_AuditEvent_actorId(ctx, field)
+	case "targetType":
+		return ec.fieldContext_AuditEvent_targetType(ctx, field)
+	case "targetId":
+		return ec.fieldContext_AuditEvent_targetId(ctx, field)
+	case "clientAddr":
+		return ec.fieldContext_AuditEvent_clientAddr(ctx, field)
+	case "requestId":
+		return ec.fieldContext_AuditEvent_requestId(ctx, field)
+	case "detail":
+		return ec.fieldContext_AuditEvent_detail(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AuditEventConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AuditEventConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AuditEventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AuditEventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventEdge", field.Name)
+}
 
 func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -1707,6 +2038,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_approvedAt(ctx, field)
 	case "approvedBy":
 		return ec.fieldContext_User_approvedBy(ctx, field)
+	case "securityEvents":
+		return ec.fieldContext_User_securityEvents(ctx, field)
 	case "sessions":
 		return ec.fieldContext_User_sessions(ctx, field)
 	}
@@ -2163,6 +2496,60 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_auditEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "action",
+		func(ctx context.Context, v any) (*audit.Action, error) {
+			return ec.unmarshalOAuditAction2ᚖcloudkeysᚋauditᚐAction(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["action"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "actorId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["actorId"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "targetId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["targetId"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg5
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_cloudCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2218,6 +2605,28 @@ func (ec *executionContext) field_RelayKey_usageByDay_args(ctx context.Context, 
 		return nil, err
 	}
 	args["days"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_User_securityEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -2294,6 +2703,387 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditEvent_at(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AuditEvent_action(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v audit.Action) graphql.Marshaler {
+			return ec.marshalNAuditAction2cloudkeysᚋauditᚐAction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "AuditAction")
+}
+
+func (ec *executionContext) _AuditEvent_outcome(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_outcome(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Outcome, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v audit.Outcome) graphql.Marshaler {
+			return ec.marshalNAuditOutcome2cloudkeysᚋauditᚐOutcome(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_outcome(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "AuditOutcome")
+}
+
+func (ec *executionContext) _AuditEvent_actor(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AuditEvent().Actor(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖcloudkeysᚋmodelsᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditEvent_actorId(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_actorId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ActorID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_actorId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditEvent_targetType(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_targetType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TargetType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_targetType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEvent_targetId(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_targetId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TargetID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_targetId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditEvent_clientAddr(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_clientAddr(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientAddr, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_clientAddr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEvent_requestId(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_requestId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_requestId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEvent_detail(ctx context.Context, field graphql.CollectedField, obj *audit.Row) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_detail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Detail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_detail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *AuditEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AuditEventEdge) graphql.Marshaler {
+			return ec.marshalNAuditEventEdge2ᚕᚖcloudkeysᚋgraphᚐAuditEventEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *AuditEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖcloudkeysᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *AuditEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *AuditEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *audit.Row) graphql.Marshaler {
+			return ec.marshalNAuditEvent2ᚖcloudkeysᚋauditᚐRow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEventEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _AuthPayload_accessToken(ctx context.Context, field graphql.CollectedField, obj *auth.Payload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -3975,6 +4765,68 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_auditEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_auditEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AuditEvents(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["action"].(*audit.Action), fc.Args["actorId"].(*string), fc.Args["targetId"].(*string), fc.Args["since"].(*time.Time))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖcloudkeysᚋmodelsᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *AuditEventConnection
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *AuditEventConnection
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *AuditEventConnection) graphql.Marshaler {
+			return ec.marshalOAuditEventConnection2ᚖcloudkeysᚋgraphᚐAuditEventConnection(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_auditEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_auditEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_cloudProviders(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5252,6 +6104,50 @@ func (ec *executionContext) fieldContext_User_approvedBy(_ context.Context, fiel
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_securityEvents(ctx context.Context, field graphql.CollectedField, obj *models.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_securityEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().SecurityEvents(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *AuditEventConnection) graphql.Marshaler {
+			return ec.marshalOAuditEventConnection2ᚖcloudkeysᚋgraphᚐAuditEventConnection(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_securityEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_securityEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -6803,6 +7699,166 @@ func UnmarshalUpdateUserInput(ctx context.Context, raw any) (UpdateUserInput, er
 
 // region    **************************** object.gotpl ****************************
 
+var auditEventImplementors = []string{"AuditEvent"}
+
+func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSet, obj *audit.Row) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEvent")
+		case "id":
+			out.Values[i] = ec._AuditEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._AuditEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "action":
+			out.Values[i] = ec._AuditEvent_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "outcome":
+			out.Values[i] = ec._AuditEvent_outcome(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actor":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AuditEvent_actor(ctx, field, obj)
+				})
+		case "actorId":
+			out.Values[i] = ec._AuditEvent_actorId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "targetType":
+			out.Values[i] = ec._AuditEvent_targetType(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "targetId":
+			out.Values[i] = ec._AuditEvent_targetId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clientAddr":
+			out.Values[i] = ec._AuditEvent_clientAddr(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "requestId":
+			out.Values[i] = ec._AuditEvent_requestId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "detail":
+			out.Values[i] = ec._AuditEvent_detail(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventConnectionImplementors = []string{"AuditEventConnection"}
+
+func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.SelectionSet, obj *AuditEventConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventConnection")
+		case "edges":
+			out.Values[i] = ec._AuditEventConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._AuditEventConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventEdgeImplementors = []string{"AuditEventEdge"}
+
+func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.SelectionSet, obj *AuditEventEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventEdge")
+		case "cursor":
+			out.Values[i] = ec._AuditEventEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._AuditEventEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var authPayloadImplementors = []string{"AuthPayload"}
 
 func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionSet, obj *auth.Payload) graphql.Marshaler {
@@ -7259,6 +8315,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_me(ctx, field)
 				})
+		case "auditEvents":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_auditEvents(ctx, field)
+				})
 		case "cloudProviders":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -7667,6 +8729,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_approvedBy(ctx, field, obj)
+				})
+		case "securityEvents":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_securityEvents(ctx, field, obj)
 				})
 		case "sessions":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -8152,6 +9220,136 @@ var (
 	marshalNApiType2cloudkeysᚋmodelsᚐAPIType = map[models.APIType]string{
 		models.APIOpenAI:    "OPENAI",
 		models.APIAnthropic: "ANTHROPIC",
+	}
+)
+
+func (ec *executionContext) unmarshalNAuditAction2cloudkeysᚋauditᚐAction(ctx context.Context, v any) (audit.Action, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNAuditAction2cloudkeysᚋauditᚐAction[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAuditAction2cloudkeysᚋauditᚐAction(ctx context.Context, sel ast.SelectionSet, v audit.Action) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNAuditAction2cloudkeysᚋauditᚐAction[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "AuditAction!")
+	}
+	return res
+}
+
+var (
+	unmarshalNAuditAction2cloudkeysᚋauditᚐAction = map[string]audit.Action{
+		"SIGN_IN":              audit.SignIn,
+		"REFRESH_TOKEN_REUSED": audit.RefreshTokenReused,
+		"SIGNED_OUT":           audit.SignedOut,
+		"SESSION_REVOKED":      audit.SessionRevoked,
+		"PASSWORD_CHANGED":     audit.PasswordChanged,
+		"PASSWORD_RESET":       audit.PasswordReset,
+		"USER_REGISTERED":      audit.UserRegistered,
+		"USER_CREATED":         audit.UserCreated,
+		"USER_APPROVED":        audit.UserApproved,
+		"USER_DISABLED":        audit.UserDisabled,
+		"USER_PROMOTED":        audit.UserPromoted,
+		"USER_DEMOTED":         audit.UserDemoted,
+		"USER_DELETED":         audit.UserDeleted,
+		"CREDENTIAL_CREATED":   audit.CredentialCreated,
+		"CREDENTIAL_UPDATED":   audit.CredentialUpdated,
+		"CREDENTIAL_DELETED":   audit.CredentialDeleted,
+		"CREDENTIAL_TESTED":    audit.CredentialTested,
+		"RELAY_KEY_CREATED":    audit.RelayKeyCreated,
+		"RELAY_KEY_REVOKED":    audit.RelayKeyRevoked,
+		"KEY_ADDED":            audit.KeyAdded,
+		"KEY_ACTIVATED":        audit.KeyActivated,
+		"KEY_REWRAPPED":        audit.KeyRewrapped,
+		"KEY_RETIRED":          audit.KeyRetired,
+		"CHAIN_CHECKPOINT":     audit.ChainCheckpoint,
+	}
+	marshalNAuditAction2cloudkeysᚋauditᚐAction = map[audit.Action]string{
+		audit.SignIn:             "SIGN_IN",
+		audit.RefreshTokenReused: "REFRESH_TOKEN_REUSED",
+		audit.SignedOut:          "SIGNED_OUT",
+		audit.SessionRevoked:     "SESSION_REVOKED",
+		audit.PasswordChanged:    "PASSWORD_CHANGED",
+		audit.PasswordReset:      "PASSWORD_RESET",
+		audit.UserRegistered:     "USER_REGISTERED",
+		audit.UserCreated:        "USER_CREATED",
+		audit.UserApproved:       "USER_APPROVED",
+		audit.UserDisabled:       "USER_DISABLED",
+		audit.UserPromoted:       "USER_PROMOTED",
+		audit.UserDemoted:        "USER_DEMOTED",
+		audit.UserDeleted:        "USER_DELETED",
+		audit.CredentialCreated:  "CREDENTIAL_CREATED",
+		audit.CredentialUpdated:  "CREDENTIAL_UPDATED",
+		audit.CredentialDeleted:  "CREDENTIAL_DELETED",
+		audit.CredentialTested:   "CREDENTIAL_TESTED",
+		audit.RelayKeyCreated:    "RELAY_KEY_CREATED",
+		audit.RelayKeyRevoked:    "RELAY_KEY_REVOKED",
+		audit.KeyAdded:           "KEY_ADDED",
+		audit.KeyActivated:       "KEY_ACTIVATED",
+		audit.KeyRewrapped:       "KEY_REWRAPPED",
+		audit.KeyRetired:         "KEY_RETIRED",
+		audit.ChainCheckpoint:    "CHAIN_CHECKPOINT",
+	}
+)
+
+func (ec *executionContext) marshalNAuditEvent2ᚖcloudkeysᚋauditᚐRow(ctx context.Context, sel ast.SelectionSet, v *audit.Row) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditEvent!")
+		return graphql.Null
+	}
+	return ec._AuditEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAuditEventEdge2ᚕᚖcloudkeysᚋgraphᚐAuditEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*AuditEventEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAuditEventEdge2ᚖcloudkeysᚋgraphᚐAuditEventEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAuditEventEdge2ᚖcloudkeysᚋgraphᚐAuditEventEdge(ctx context.Context, sel ast.SelectionSet, v *AuditEventEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditEventEdge!")
+		return graphql.Null
+	}
+	return ec._AuditEventEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAuditOutcome2cloudkeysᚋauditᚐOutcome(ctx context.Context, v any) (audit.Outcome, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNAuditOutcome2cloudkeysᚋauditᚐOutcome[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAuditOutcome2cloudkeysᚋauditᚐOutcome(ctx context.Context, sel ast.SelectionSet, v audit.Outcome) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNAuditOutcome2cloudkeysᚋauditᚐOutcome[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "AuditOutcome!")
+	}
+	return res
+}
+
+var (
+	unmarshalNAuditOutcome2cloudkeysᚋauditᚐOutcome = map[string]audit.Outcome{
+		"SUCCEEDED": audit.Succeeded,
+		"FAILED":    audit.Failed,
+		"REFUSED":   audit.Refused,
+	}
+	marshalNAuditOutcome2cloudkeysᚋauditᚐOutcome = map[audit.Outcome]string{
+		audit.Succeeded: "SUCCEEDED",
+		audit.Failed:    "FAILED",
+		audit.Refused:   "REFUSED",
 	}
 )
 
@@ -8652,6 +9850,87 @@ var (
 	}
 )
 
+func (ec *executionContext) unmarshalOAuditAction2ᚖcloudkeysᚋauditᚐAction(ctx context.Context, v any) (*audit.Action, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOAuditAction2ᚖcloudkeysᚋauditᚐAction[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAuditAction2ᚖcloudkeysᚋauditᚐAction(ctx context.Context, sel ast.SelectionSet, v *audit.Action) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOAuditAction2ᚖcloudkeysᚋauditᚐAction[*v])
+	return res
+}
+
+var (
+	unmarshalOAuditAction2ᚖcloudkeysᚋauditᚐAction = map[string]audit.Action{
+		"SIGN_IN":              audit.SignIn,
+		"REFRESH_TOKEN_REUSED": audit.RefreshTokenReused,
+		"SIGNED_OUT":           audit.SignedOut,
+		"SESSION_REVOKED":      audit.SessionRevoked,
+		"PASSWORD_CHANGED":     audit.PasswordChanged,
+		"PASSWORD_RESET":       audit.PasswordReset,
+		"USER_REGISTERED":      audit.UserRegistered,
+		"USER_CREATED":         audit.UserCreated,
+		"USER_APPROVED":        audit.UserApproved,
+		"USER_DISABLED":        audit.UserDisabled,
+		"USER_PROMOTED":        audit.UserPromoted,
+		"USER_DEMOTED":         audit.UserDemoted,
+		"USER_DELETED":         audit.UserDeleted,
+		"CREDENTIAL_CREATED":   audit.CredentialCreated,
+		"CREDENTIAL_UPDATED":   audit.CredentialUpdated,
+		"CREDENTIAL_DELETED":   audit.CredentialDeleted,
+		"CREDENTIAL_TESTED":    audit.CredentialTested,
+		"RELAY_KEY_CREATED":    audit.RelayKeyCreated,
+		"RELAY_KEY_REVOKED":    audit.RelayKeyRevoked,
+		"KEY_ADDED":            audit.KeyAdded,
+		"KEY_ACTIVATED":        audit.KeyActivated,
+		"KEY_REWRAPPED":        audit.KeyRewrapped,
+		"KEY_RETIRED":          audit.KeyRetired,
+		"CHAIN_CHECKPOINT":     audit.ChainCheckpoint,
+	}
+	marshalOAuditAction2ᚖcloudkeysᚋauditᚐAction = map[audit.Action]string{
+		audit.SignIn:             "SIGN_IN",
+		audit.RefreshTokenReused: "REFRESH_TOKEN_REUSED",
+		audit.SignedOut:          "SIGNED_OUT",
+		audit.SessionRevoked:     "SESSION_REVOKED",
+		audit.PasswordChanged:    "PASSWORD_CHANGED",
+		audit.PasswordReset:      "PASSWORD_RESET",
+		audit.UserRegistered:     "USER_REGISTERED",
+		audit.UserCreated:        "USER_CREATED",
+		audit.UserApproved:       "USER_APPROVED",
+		audit.UserDisabled:       "USER_DISABLED",
+		audit.UserPromoted:       "USER_PROMOTED",
+		audit.UserDemoted:        "USER_DEMOTED",
+		audit.UserDeleted:        "USER_DELETED",
+		audit.CredentialCreated:  "CREDENTIAL_CREATED",
+		audit.CredentialUpdated:  "CREDENTIAL_UPDATED",
+		audit.CredentialDeleted:  "CREDENTIAL_DELETED",
+		audit.CredentialTested:   "CREDENTIAL_TESTED",
+		audit.RelayKeyCreated:    "RELAY_KEY_CREATED",
+		audit.RelayKeyRevoked:    "RELAY_KEY_REVOKED",
+		audit.KeyAdded:           "KEY_ADDED",
+		audit.KeyActivated:       "KEY_ACTIVATED",
+		audit.KeyRewrapped:       "KEY_REWRAPPED",
+		audit.KeyRetired:         "KEY_RETIRED",
+		audit.ChainCheckpoint:    "CHAIN_CHECKPOINT",
+	}
+)
+
+func (ec *executionContext) marshalOAuditEventConnection2ᚖcloudkeysᚋgraphᚐAuditEventConnection(ctx context.Context, sel ast.SelectionSet, v *AuditEventConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOAuthPayload2ᚖcloudkeysᚋauthᚐPayload(ctx context.Context, sel ast.SelectionSet, v *auth.Payload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -8764,6 +10043,24 @@ func (ec *executionContext) marshalOConnectionTestResult2ᚖcloudkeysᚋprobeᚐ
 		return graphql.Null
 	}
 	return ec._ConnectionTestResult(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalID(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalID(*v)
+	return res
 }
 
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {

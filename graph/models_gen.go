@@ -3,9 +3,26 @@
 package graph
 
 import (
+	"cloudkeys/audit"
 	"cloudkeys/models"
 	"time"
 )
+
+// A page of audit events, newest first.
+type AuditEventConnection struct {
+	// The events of this page.
+	Edges []*AuditEventEdge `json:"edges"`
+	// Whether more follow, and where this page ends.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// One event in an `AuditEventConnection`.
+type AuditEventEdge struct {
+	// Opaque position of this edge; pass it as `after` to continue after it.
+	Cursor string `json:"cursor"`
+	// The event.
+	Node *audit.Row `json:"node"`
+}
 
 // A new credential.
 type CreateCloudCredentialInput struct {

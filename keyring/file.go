@@ -1,6 +1,7 @@
 package keyring
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,26 @@ func LoadFile(path string) (*Keyring, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+// LoadFileMaybeEmpty is LoadFile for a file that may hold no key yet: an
+// empty file (or only white space) or a JWK Set without keys gives a nil
+// Keyring and no error. It is for `cloudkeys keys add`, which starts a key
+// set there.
+func LoadFileMaybeEmpty(path string) (*Keyring, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	defer clear(b)
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, nil
+	}
+	k, err := LoadFile(path)
+	if errors.Is(err, ErrEmptySet) {
+		return nil, nil
+	}
+	return k, err
 }
 
 // LoadOrCreateFile loads the key set at path or, when there is no file

@@ -2,10 +2,12 @@
 // and opens API keys with them.
 //
 // The keys form a JWK Set of 256-bit symmetric ("oct") keys, each with
-// "alg": "A256KW", "use": "enc" and a unique "kid". The first key of the set
-// is the active one: Seal always uses it, Open uses whichever key the sealed
-// value names. Rotation puts a fresh key first and keeps the old ones, so
-// values sealed before the rotation still open.
+// "alg": "A256KW", "use": "enc" and a unique "kid". One key is active: Seal
+// always uses it, Open uses whichever key the sealed value names. A parsed
+// set's active key is its first; WithActive picks another (cloudkeys records
+// which kid is active in its database, so that every replica agrees). Add
+// appends a fresh key that opens nothing yet and seals nothing until it is
+// made active, so values sealed before a rotation still open.
 //
 // A sealed value is a JWE in compact serialization (RFC 7516) whose protected
 // header is exactly
@@ -19,14 +21,16 @@
 // is proprietary: any conformant JOSE library given the key file can decrypt
 // a stored value.
 //
-// A Keyring is immutable; Rotate and Without return new ones. It is safe for
-// concurrent use.
+// A Keyring is immutable; Add, Rotate, WithActive and Without return new
+// ones. It is safe for concurrent use.
 package keyring
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -52,15 +56,21 @@ const (
 // that is syntactically or semantically unacceptable.
 var ErrInvalidKeySet = errors.New("keyring: invalid key set")
 
+// ErrEmptySet is the ErrInvalidKeySet of a set without keys: a valid JWK
+// Set, but nothing to seal or open with. `cloudkeys keys add` starts from
+// one.
+var ErrEmptySet = fmt.Errorf("%w: no keys", ErrInvalidKeySet)
+
 // ErrActiveKey is returned by Without when asked to remove the active key
 // (which is also the case of the only key left).
 var ErrActiveKey = errors.New("keyring: cannot remove the active key")
 
-// Keyring is an ordered set of data-encryption keys; the first one is active.
+// Keyring is an ordered set of data-encryption keys, one of them active.
 // It is immutable after construction and safe for concurrent use.
 type Keyring struct {
-	keys  []key             // set order; keys[0] is active
-	byKID map[string][]byte // kid → secret, for Open
+	keys   []key             // set order, as in the file
+	active int               // index in keys of the key Seal uses
+	byKID  map[string][]byte // kid → secret, for Open
 	// kek holds each key's AES cipher, built once, for the key unwrap of
 	// Open's fast path.
 	kek map[string]cipher.Block
@@ -116,7 +126,7 @@ func Parse(jwkSetJSON []byte) (*Keyring, error) {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidKeySet, describeJSONError(err))
 	}
 	if len(set.Keys) == 0 {
-		return nil, fmt.Errorf(`%w: no keys (want {"keys": [...]} with at least one key)`, ErrInvalidKeySet)
+		return nil, fmt.Errorf(`%w (want {"keys": [...]} with at least one key)`, ErrEmptySet)
 	}
 	keys := make([]key, 0, len(set.Keys))
 	seen := make(map[string]int, len(set.Keys))
@@ -244,7 +254,8 @@ func (k *Keyring) JSON() ([]byte, error) {
 }
 
 // Rotate returns a new Keyring whose active key is a fresh one, followed by
-// all the keys of k in their order. k itself is unchanged.
+// all the keys of k in their order. k itself is unchanged. (cloudkeys'
+// commands use Add, then make the key active once every server holds it.)
 func (k *Keyring) Rotate() (*Keyring, error) {
 	fresh, err := generate(k.byKID)
 	if err != nil {
@@ -268,7 +279,7 @@ func (k *Keyring) Without(kid string) (*Keyring, error) {
 		return nil, fmt.Errorf("%w: %s is the only key", ErrActiveKey, quote(kid))
 	}
 	if kid == k.ActiveKID() {
-		return nil, fmt.Errorf("%w: %s (rotate first)", ErrActiveKey, quote(kid))
+		return nil, fmt.Errorf("%w: %s (activate another key first)", ErrActiveKey, quote(kid))
 	}
 	keys := make([]key, 0, len(k.keys)-1)
 	for _, e := range k.keys {
@@ -276,11 +287,83 @@ func (k *Keyring) Without(kid string) (*Keyring, error) {
 			keys = append(keys, e)
 		}
 	}
-	return newKeyring(keys), nil
+	rest := newKeyring(keys)
+	return rest.WithActive(k.ActiveKID())
 }
 
-// ActiveKID returns the ID of the key Seal uses: the first of the set.
-func (k *Keyring) ActiveKID() string { return k.keys[0].kid }
+// Add returns a new Keyring with a fresh key appended to the keys of k,
+// and the same active key: the new key opens what is sealed with it but
+// seals nothing until it is made active (the "add" of add → distribute →
+// promote). k itself is unchanged.
+func (k *Keyring) Add() (*Keyring, error) {
+	fresh, err := generate(k.byKID)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]key, 0, len(k.keys)+1)
+	keys = append(keys, k.keys...)
+	keys = append(keys, fresh)
+	added := newKeyring(keys)
+	added.active = k.active
+	return added, nil
+}
+
+// WithActive returns a Keyring with the same keys in the same order whose
+// active key is kid (ErrUnknownKey when the set has no such key). It
+// shares k's key material; k itself is unchanged.
+func (k *Keyring) WithActive(kid string) (*Keyring, error) {
+	for i, e := range k.keys {
+		if e.kid == kid {
+			if i == k.active {
+				return k, nil
+			}
+			c := *k
+			c.active = i
+			return &c, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", ErrUnknownKey, quote(kid))
+}
+
+// ActiveKID returns the ID of the key Seal uses.
+func (k *Keyring) ActiveKID() string { return k.keys[k.active].kid }
+
+// FirstKID returns the ID of the first key of the set: the active one of
+// a freshly parsed set, and the one cloudkeys uses while its database
+// records no active kid.
+func (k *Keyring) FirstKID() string { return k.keys[0].kid }
+
+// checkLabel is the fixed message of key-check values.
+const checkLabel = "cloudkeys key-check value v1"
+
+// CheckValue returns the key-check value of the key kid: the hex
+// HMAC-SHA256 of a fixed label under the key. Equal values mean the same
+// key bytes; the value reveals nothing about the key (HMAC is a
+// pseudo-random function), so it may be stored and shown. ok is false when
+// the set has no key kid.
+func (k *Keyring) CheckValue(kid string) (kcv string, ok bool) {
+	secret, ok := k.byKID[kid]
+	if !ok {
+		return "", false
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(checkLabel))
+	return hex.EncodeToString(m.Sum(nil)), true
+}
+
+// SameKeys reports whether k and o hold the same kids, in the same order,
+// with the same key bytes (whichever is active).
+func (k *Keyring) SameKeys(o *Keyring) bool {
+	if len(k.keys) != len(o.keys) {
+		return false
+	}
+	for i := range k.keys {
+		if k.keys[i].kid != o.keys[i].kid || !hmac.Equal(k.keys[i].secret, o.keys[i].secret) {
+			return false
+		}
+	}
+	return true
+}
 
 // KIDs returns every key ID in set order, the active one first.
 func (k *Keyring) KIDs() []string {

@@ -72,7 +72,7 @@ func (k *Keyring) Seal(plaintext []byte, binding string) (sealed string, kid str
 	if len(plaintext) > MaxSealedSize {
 		return "", "", fmt.Errorf("%w: %d-byte plaintext", ErrTooLarge, len(plaintext))
 	}
-	active := k.keys[0]
+	active := k.keys[k.active]
 	h := jwe.NewHeaders()
 	if err := h.Set(jwe.KeyIDKey, active.kid); err != nil {
 		return "", "", fmt.Errorf("keyring: seal: setting kid: %w", err)
@@ -268,6 +268,33 @@ func malformed(s, why string) error {
 		return ErrLegacy
 	}
 	return fmt.Errorf("%w: %s", ErrMalformed, why)
+}
+
+// HeaderKID returns the "kid" of a sealed value's protected header,
+// without opening it: what `cloudkeys keys status` compares with the
+// row's key_id column. A value that is not a compact JWE with a JSON
+// header is ErrMalformed (ErrLegacy for a Fernet token); a header
+// without a string kid gives "".
+func HeaderKID(sealed string) (string, error) {
+	if len(sealed) > MaxSealedSize {
+		return "", fmt.Errorf("%w: %d bytes (limit %d)", ErrTooLarge, len(sealed), MaxSealedSize)
+	}
+	if err := checkCompact(sealed); err != nil {
+		return "", err
+	}
+	seg, _, _ := strings.Cut(sealed, ".")
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return "", fmt.Errorf("%w: header is not base64url", ErrMalformed)
+	}
+	var h struct {
+		Kid json.RawMessage `json:"kid"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return "", fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
+	}
+	kid, _ := jsonString(h.Kid)
+	return kid, nil
 }
 
 // rawHeader is the part of a protected header that Open's diagnosis

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -30,12 +32,39 @@ import (
 // see which columns a statement reads or writes, and so refuse an update
 // that would store an empty key and skip opening a column a query did not
 // select. There is no package-level keyring: each handle carries its own.
+//
+// The keyring can be replaced while the handle is in use (SetKeyring: a
+// server reloading its key file, or picking up the active kid the database
+// records): each statement loads the current keyring once, atomically, and
+// uses that one for all its rows.
 type Encryption struct {
-	keys *keyring.Keyring
+	keys atomic.Pointer[keyring.Keyring]
+	// OnOpenFailure, if set, is told why each stored key a query read did
+	// not open (OpenFailureReason), for metrics. Set it before the plugin
+	// is registered; it must be cheap and safe for concurrent use.
+	OnOpenFailure func(reason string)
 }
 
 // NewEncryption returns the plugin for the keyring k.
-func NewEncryption(k *keyring.Keyring) *Encryption { return &Encryption{keys: k} }
+func NewEncryption(k *keyring.Keyring) *Encryption {
+	e := &Encryption{}
+	if k != nil {
+		e.keys.Store(k)
+	}
+	return e
+}
+
+// Keyring returns the keyring the plugin seals and opens with now.
+func (e *Encryption) Keyring() *keyring.Keyring { return e.keys.Load() }
+
+// SetKeyring makes k the keyring of every statement that starts from now
+// on; statements already running finish with the one they loaded.
+func (e *Encryption) SetKeyring(k *keyring.Keyring) {
+	if k == nil {
+		panic("models: SetKeyring(nil)")
+	}
+	e.keys.Store(k)
+}
 
 const encryptionPlugin = "cloudkeys:encryption"
 
@@ -44,7 +73,7 @@ func (*Encryption) Name() string { return encryptionPlugin }
 
 // Initialize implements gorm.Plugin: it registers the callbacks.
 func (e *Encryption) Initialize(db *gorm.DB) error {
-	if e.keys == nil {
+	if e.keys.Load() == nil {
 		return errors.New("models: encryption plugin without a keyring")
 	}
 	cb := db.Callback()
@@ -60,12 +89,21 @@ func (e *Encryption) Initialize(db *gorm.DB) error {
 		Register("cloudkeys:open", e.open)
 }
 
-// Keyring returns the keyring of the plugin registered on db.
+// Keyring returns the current keyring of the plugin registered on db.
 func Keyring(db *gorm.DB) (*keyring.Keyring, error) {
 	if p, ok := db.Config.Plugins[encryptionPlugin].(*Encryption); ok {
-		return p.keys, nil
+		return p.keys.Load(), nil
 	}
 	return nil, errNoEncryption
+}
+
+// SetKeyring replaces the keyring of the plugin registered on db.
+func SetKeyring(db *gorm.DB, k *keyring.Keyring) error {
+	if p, ok := db.Config.Plugins[encryptionPlugin].(*Encryption); ok {
+		p.SetKeyring(k)
+		return nil
+	}
+	return errNoEncryption
 }
 
 var (
@@ -123,11 +161,12 @@ func (e *Encryption) sealOnCreate(db *gorm.DB) {
 		return
 	}
 	written := writes(db, false)
+	keys := e.keys.Load()
 	db.AddError(eachCredential(db.Statement.ReflectValue, func(c *CloudCredential) error {
 		if c.ID == "" {
 			c.ID = uuid.NewString()
 		}
-		if err := c.seal(e.keys); err != nil {
+		if err := c.seal(keys); err != nil {
 			return err
 		}
 		if c.APIKeyJWE == "" && written {
@@ -153,9 +192,10 @@ func (e *Encryption) sealOnUpdate(db *gorm.DB) {
 	}
 	written := writes(db, true)
 	sealedAny := false
+	keys := e.keys.Load()
 	db.AddError(eachCredential(reflect.ValueOf(stmt.Dest), func(c *CloudCredential) error {
 		changed := c.APIKey != "" && c.needsSeal()
-		if err := c.seal(e.keys); err != nil {
+		if err := c.seal(keys); err != nil {
 			return err
 		}
 		switch {
@@ -205,10 +245,21 @@ func (e *Encryption) open(db *gorm.DB) {
 			return
 		}
 	}
+	keys := e.keys.Load()
 	db.AddError(eachCredential(db.Statement.ReflectValue, func(c *CloudCredential) error {
-		c.open(e.keys)
+		if err := c.open(keys); err != nil && e.OnOpenFailure != nil {
+			e.OnOpenFailure(OpenFailureReason(err))
+		}
 		return nil
 	}))
+}
+
+// OpenFailureReason names why a stored value did not open, as a metric
+// label: the kind of keyProblems in snake case ("unknown_key",
+// "does_not_decrypt", …).
+func OpenFailureReason(err error) string {
+	kind, _ := problemOf(err)
+	return strings.ReplaceAll(strings.ToLower(kind), " ", "_")
 }
 
 // needsSeal reports whether APIKeyJWE does not (or may not) hold APIKey
@@ -233,14 +284,16 @@ func (c *CloudCredential) seal(k *keyring.Keyring) error {
 	return nil
 }
 
-// open decrypts APIKeyJWE into APIKey, or records why it cannot.
-func (c *CloudCredential) open(k *keyring.Keyring) {
+// open decrypts APIKeyJWE into APIKey, or records (and returns) why it
+// cannot.
+func (c *CloudCredential) open(k *keyring.Keyring) error {
 	c.APIKey, c.sealedKey, c.sealedID, c.keyProblem = "", "", "", ""
 	plaintext, err := k.Open(c.APIKeyJWE, c.ID)
 	if err != nil {
 		c.keyProblem = reentryMessage(err)
-		return
+		return err
 	}
 	c.APIKey = string(plaintext)
 	c.sealedKey, c.sealedID = c.APIKey, c.ID
+	return nil
 }

@@ -70,8 +70,14 @@ func MissingKeys(ctx context.Context, db *gorm.DB) ([]KeyCount, error) {
 	if err != nil {
 		return nil, err
 	}
+	return MissingKeysOf(ctx, db, k)
+}
+
+// MissingKeysOf is MissingKeys for the key set k rather than the plugin's
+// (a key file a server is about to reload).
+func MissingKeysOf(ctx context.Context, db *gorm.DB, k *keyring.Keyring) ([]KeyCount, error) {
 	var counts []KeyCount
-	err = db.WithContext(ctx).Table("cloud_credentials").
+	err := db.WithContext(ctx).Table("cloud_credentials").
 		Select("key_id AS kid, COUNT(*) AS n").Where("key_id <> ''").
 		Group("key_id").Order("key_id").Scan(&counts).Error
 	if err != nil {
@@ -151,39 +157,62 @@ func eachSealedBatch(ctx context.Context, db *gorm.DB, size int, where string, a
 // RewrapResult says what Rewrap did.
 type RewrapResult struct {
 	ActiveKID string
-	// Rewrapped credentials now use the active key.
+	// Rewrapped credentials were sealed anew under the active key.
 	Rewrapped int
-	// Unreadable credentials do not open; they were left as they are.
+	// Repaired credentials had a key_id column that disagreed with the
+	// kid of their JWE header; it now agrees (some of them were rewrapped
+	// too, and counted there as well).
+	Repaired int
+	// Unreadable credentials do not open; they were left as they are
+	// (but for their key_id column, set to their header's kid when it
+	// disagreed).
 	Unreadable int
 	// Changed credentials were changed (or deleted) by someone else between
 	// being read and rewritten; whoever changed them sealed them anew.
 	Changed int
 }
 
-// Rewrap re-encrypts, under the active key, every credential whose key_id
-// is another one, batchSize at a time. It is safe while servers are
-// serving: each row is rewritten only if its ciphertext is still the one
-// that was read (UPDATE … WHERE id = ? AND api_key_jwe = ?), so a
-// concurrent change by the owner is never overwritten, and only the
-// ciphertext and kid columns are written (updated_at is not: the
-// credential did not change). It can be interrupted and run again: it
-// picks up the rows not yet under the active key. progress, if not nil, is
-// called after each batch.
+// Rewrap re-encrypts, under the active key, every credential whose value
+// is sealed under another one, batchSize at a time, and repairs the
+// key_id column of every row where it disagrees with the kid of the JWE
+// header. It is safe while servers are serving: each row is rewritten
+// only if its ciphertext is still the one that was read (UPDATE … WHERE
+// id = ? AND api_key_jwe = ?), so a concurrent change by the owner is
+// never overwritten, and only the ciphertext and kid columns are written
+// (updated_at is not: the credential did not change). It can be
+// interrupted and run again: it reads every row (only its ID, ciphertext
+// and kid column) and rewrites those not yet right. progress, if not nil,
+// is called after each batch.
 func Rewrap(ctx context.Context, db *gorm.DB, batchSize int, progress func(RewrapResult)) (RewrapResult, error) {
 	k, err := Keyring(db)
 	if err != nil {
 		return RewrapResult{}, err
 	}
-	res := RewrapResult{ActiveKID: k.ActiveKID()}
-	type rewrite struct{ id, old, sealed, kid string }
-	err = eachSealedBatch(ctx, db, batchSize, "key_id <> ?", []any{res.ActiveKID}, func(rows []sealedRow) error {
+	active := k.ActiveKID()
+	res := RewrapResult{ActiveKID: active}
+	type rewrite struct {
+		id, old, sealed, kid string
+		resealed, repair     bool
+	}
+	err = eachSealedBatch(ctx, db, batchSize, "1 = 1", nil, func(rows []sealedRow) error {
 		// Crypto first, outside the transaction, so the write lock is held
 		// only for the updates.
 		writes := make([]rewrite, 0, len(rows))
 		for _, r := range rows {
+			header, herr := keyring.HeaderKID(r.APIKeyJWE)
+			mismatch := herr == nil && header != r.KeyID
+			if herr == nil && header == active {
+				if mismatch { // sealed right, described wrong
+					writes = append(writes, rewrite{id: r.ID, old: r.APIKeyJWE, sealed: r.APIKeyJWE, kid: active, repair: true})
+				}
+				continue
+			}
 			plaintext, err := k.Open(r.APIKeyJWE, r.ID)
 			if err != nil {
 				res.Unreadable++
+				if mismatch { // the column must say which key the value needs
+					writes = append(writes, rewrite{id: r.ID, old: r.APIKeyJWE, sealed: r.APIKeyJWE, kid: header, repair: true})
+				}
 				continue
 			}
 			sealed, kid, err := k.Seal(plaintext, r.ID)
@@ -191,25 +220,32 @@ func Rewrap(ctx context.Context, db *gorm.DB, batchSize int, progress func(Rewra
 			if err != nil {
 				return err
 			}
-			writes = append(writes, rewrite{r.ID, r.APIKeyJWE, sealed, kid})
+			writes = append(writes, rewrite{id: r.ID, old: r.APIKeyJWE, sealed: sealed, kid: kid, resealed: true, repair: mismatch})
 		}
-		err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			for _, w := range writes {
-				u := tx.Exec("UPDATE cloud_credentials SET api_key_jwe = ?, key_id = ? WHERE id = ? AND api_key_jwe = ?",
-					w.sealed, w.kid, w.id, w.old)
-				if u.Error != nil {
-					return u.Error
+		if len(writes) > 0 {
+			err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				for _, w := range writes {
+					u := tx.Exec("UPDATE cloud_credentials SET api_key_jwe = ?, key_id = ? WHERE id = ? AND api_key_jwe = ?",
+						w.sealed, w.kid, w.id, w.old)
+					if u.Error != nil {
+						return u.Error
+					}
+					if u.RowsAffected == 0 {
+						res.Changed++
+						continue
+					}
+					if w.resealed {
+						res.Rewrapped++
+					}
+					if w.repair {
+						res.Repaired++
+					}
 				}
-				if u.RowsAffected == 0 {
-					res.Changed++
-				} else {
-					res.Rewrapped++
-				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		if progress != nil {
 			progress(res)
@@ -217,6 +253,23 @@ func Rewrap(ctx context.Context, db *gorm.DB, batchSize int, progress func(Rewra
 		return nil
 	})
 	return res, err
+}
+
+// CountKeyUse returns how many stored credentials use kid: by their
+// key_id column or by the kid of their JWE header (the two disagree only
+// in a damaged row, and then either may be right). It reads every row.
+func CountKeyUse(ctx context.Context, db *gorm.DB, kid string, batchSize int) (int, error) {
+	n := 0
+	err := eachSealedBatch(ctx, db, batchSize, "1 = 1", nil, func(rows []sealedRow) error {
+		for _, r := range rows {
+			header, _ := keyring.HeaderKID(r.APIKeyJWE)
+			if r.KeyID == kid || header == kid {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 // KeyUsage is what `keys status` reports.
@@ -228,7 +281,20 @@ type KeyUsage struct {
 	Total int
 	// Unreadable counts the credentials that do not open, by reason.
 	Unreadable map[string]int
+	// Mismatched counts the rows whose key_id column disagrees with the
+	// kid of their JWE header ('keys rewrap' repairs them); MismatchedIDs
+	// names the first few.
+	Mismatched    int
+	MismatchedIDs []KIDMismatch
 }
+
+// KIDMismatch is a row whose key_id column is not its JWE header's kid.
+type KIDMismatch struct {
+	ID, Column, Header string
+}
+
+// maxMismatchedIDs bounds KeyUsage.MismatchedIDs.
+const maxMismatchedIDs = 10
 
 // KeyUse is how one kid is used.
 type KeyUse struct {
@@ -266,6 +332,12 @@ func KeyReport(ctx context.Context, db *gorm.DB, batchSize int) (*KeyUsage, erro
 			u.Total++
 			ku := use(r.KeyID)
 			ku.Rows++
+			if header, err := keyring.HeaderKID(r.APIKeyJWE); err == nil && header != r.KeyID {
+				u.Mismatched++
+				if len(u.MismatchedIDs) < maxMismatchedIDs {
+					u.MismatchedIDs = append(u.MismatchedIDs, KIDMismatch{ID: r.ID, Column: r.KeyID, Header: header})
+				}
+			}
 			plaintext, err := k.Open(r.APIKeyJWE, r.ID)
 			if err != nil {
 				kind, _ := problemOf(err)

@@ -138,6 +138,17 @@ var (
 	ErrRefreshOverused = apperr.Unauthenticatedf(apperr.ReasonRefreshReused, "this refresh token was used too many times at once; use the refresh token of one of the earlier answers")
 )
 
+// RefreshReusedError is the refusal of a refresh token used after its
+// grace window: it names the session it revoked and its user. It is
+// ErrRefreshReused to errors.Is and apperr.As.
+type RefreshReusedError struct{ SessionID, UserID string }
+
+func (e *RefreshReusedError) Error() string {
+	return "refresh token reused in session " + e.SessionID + ": " + ErrRefreshReused.Error()
+}
+
+func (e *RefreshReusedError) Unwrap() error { return ErrRefreshReused }
+
 // RotateRefreshToken exchanges the refresh token with hash presented for a
 // new one with hash next, in the same session, at now, and returns the
 // session's user as it is now. Anyone holding a refresh token may.
@@ -185,7 +196,7 @@ func RotateRefreshToken(ctx context.Context, db *gorm.DB, presented, next string
 			return nil
 		}
 		if old.UsedAt != nil && (p.Grace <= 0 || now.Sub(*old.UsedAt) > p.Grace) {
-			refusal = fmt.Errorf("refresh token reused in session %s: %w", session.ID, ErrRefreshReused)
+			refusal = &RefreshReusedError{SessionID: session.ID, UserID: session.UserID}
 			return tx.Model(&Session{}).Where("id = ?", session.ID).Update("revoked_at", now).Error
 		}
 		if old.Uses >= MaxGraceUses {

@@ -135,6 +135,10 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// MaxDuration bounds a whole call, streaming included; default 10 min.
 	MaxDuration time.Duration
+	// WrapTransport, if set, wraps the upstream transport (app passes the
+	// tracing's: a span per call). The wrapped transport still dials with
+	// Dial only.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 
 	// skipUsage turns the counting off, for the benchmark of what it costs.
 	skipUsage bool
@@ -157,6 +161,9 @@ type Outcome struct {
 	// InputTokens and OutputTokens are the provider's usage, as read from
 	// the answer (as far as it went, when Aborted).
 	InputTokens, OutputTokens int64
+	// Upstream is the time from sending the call to the provider's
+	// response headers; 0 when none came (refused, unreachable, too slow).
+	Upstream time.Duration
 }
 
 // Forwarder relays calls; it is safe for concurrent use, and all calls
@@ -207,9 +214,13 @@ func New(o Options) *Forwarder {
 		TLSHandshakeTimeout:    10 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
+	var rt http.RoundTripper = f.transport
+	if o.WrapTransport != nil {
+		rt = o.WrapTransport(rt)
+	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite:        f.rewrite,
-		Transport:      f.transport,
+		Transport:      rt,
 		FlushInterval:  -1, // every write reaches the client at once: events stream as they come
 		ModifyResponse: f.modifyResponse,
 		ErrorHandler:   f.errorHandler,
@@ -239,6 +250,7 @@ type call struct {
 	resBody  *countingBody
 	timer    *time.Timer
 	deadline time.Time   // of MaxDuration
+	sent     time.Time   // when the call was handed to the transport
 	headers  atomic.Bool // the response headers came: the timer is MaxDuration's
 }
 
@@ -401,6 +413,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	c := callOf(pr.In.Context())
 	out := pr.Out
 	out.URL, out.Host = c.upstream, ""
+	c.sent = time.Now()
 	h := make(http.Header, len(requestHeaders)+3)
 	for _, name := range requestHeaders {
 		if vs := pr.In.Header[name]; len(vs) > 0 {
@@ -433,6 +446,7 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 	}
 	c.headers.Store(true)
 	c.timer.Reset(time.Until(c.deadline))
+	c.out.Upstream = time.Since(c.sent)
 	switch {
 	case res.StatusCode < 200:
 		return errInformational

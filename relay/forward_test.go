@@ -35,6 +35,10 @@ func TestForwardChatCompletion(t *testing.T) {
 		t.Errorf("the provider got %s %s with Authorization %q", got.Method, got.Path, got.Header.Get("Authorization"))
 	}
 	out := e.outcome()
+	if out.Upstream <= 0 {
+		t.Errorf("outcome without the upstream time: %+v", out)
+	}
+	out.Upstream = 0
 	want := Outcome{Endpoint: "POST chat/completions", Model: "gpt-4o-mini", Status: 200,
 		InputTokens: fakeprovider.InputTokens, OutputTokens: fakeprovider.OutputTokens}
 	if out != want {

@@ -31,6 +31,25 @@ type Gateway struct {
 	// BodyReadTimeout bounds reading a request body; the relay's calls are
 	// not under the server's request timeout, so a slow upload is cut here.
 	BodyReadTimeout time.Duration
+	// Observer is told of every call the Gateway answers, for metrics;
+	// nil: nobody.
+	Observer Observer
+}
+
+// Observer is told of each relayed call once it is over (package metrics
+// implements it; app wires it). It gets no key, ID, model or path: apiType
+// is the credential's API type (before a credential was known, the error
+// shape of the refusal, APITypeOf), provider its backend type ("" when no
+// credential was known), endpoint Outcome.Endpoint ("" when none matched),
+// status the client's. It must be cheap and safe for concurrent use.
+type Observer interface {
+	RelayCall(apiType, provider, endpoint string, status int, upstream time.Duration, inputTokens, outputTokens int64)
+}
+
+func (g *Gateway) observe(api models.APIType, provider models.BackendType, o Outcome) {
+	if g.Observer != nil {
+		g.Observer.RelayCall(string(api), string(provider), o.Endpoint, o.Status, o.Upstream, o.InputTokens, o.OutputTokens)
+	}
 }
 
 func (g *Gateway) now() time.Time {
@@ -85,19 +104,19 @@ func (g *Gateway) serveKey(w http.ResponseWriter, r *http.Request, rest string) 
 	api := APITypeOf(r)
 	secret := relaySecret(r)
 	if secret == "" {
-		g.refuse(w, r, api, errNoKey, "", "", start)
+		g.refuse(w, r, api, errNoKey, nil, "", start)
 		return
 	}
 	now := g.now()
 	key, cred, err := models.RelayKeyBySecret(ctx, g.DB, secret, now)
 	if err != nil {
-		g.refuse(w, r, api, err, "", "", start)
+		g.refuse(w, r, api, err, nil, "", start)
 		return
 	}
 	api = cred.APIType
 	if key.RequestsPerMinute != nil {
 		if err := models.CountRelayRequest(ctx, g.DB, key.ID, *key.RequestsPerMinute, now); err != nil {
-			g.refuse(w, r, api, err, cred.ID, key.ID, start)
+			g.refuse(w, r, api, err, cred, key.ID, start)
 			return
 		}
 	}
@@ -110,12 +129,12 @@ func (g *Gateway) serveOwner(w http.ResponseWriter, r *http.Request, id, rest st
 	api := APITypeOf(r)
 	user, err := g.Auth.Authenticate(ctx)
 	if err != nil {
-		g.refuse(w, r, api, err, "", "", start)
+		g.refuse(w, r, api, err, nil, "", start)
 		return
 	}
 	cred, err := models.CredentialByID(ctx, g.DB, user.ID, id)
 	if err != nil {
-		g.refuse(w, r, api, err, "", "", start)
+		g.refuse(w, r, api, err, nil, "", start)
 		return
 	}
 	g.forward(w, r, rest, cred, "", nil, start)
@@ -129,6 +148,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rest string, c
 		NeedsReentry: cred.KeyStatus() == models.KeyNeedsReentry, AllowedModels: allowed}
 	g.Forwarder.Forward(w, r, rest, t, func(out Outcome) {
 		g.Meter.Record(cred.ID, keyID, out)
+		g.observe(cred.APIType, cred.BackendType, out)
 		g.Log.LogAttrs(r.Context(), slog.LevelInfo, "relayed call",
 			slog.String("relay_key_id", keyID), slog.String("credential_id", cred.ID),
 			slog.String("endpoint", out.Endpoint), slog.String("model", out.Model),
@@ -143,9 +163,9 @@ var errNoKey = apperr.Errorf(apperr.Unauthenticated,
 
 // refuse answers a call refused before it reached the Forwarder, in the
 // provider's error shape. One refused after its key or credential was
-// established (credID not empty: the rate limit) counts as an error of
-// that key; one refused before counts against nobody.
-func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, api models.APIType, err error, credID, keyID string, start time.Time) {
+// established (cred not nil: the rate limit) counts as an error of that
+// key; one refused before counts against nobody.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, api models.APIType, err error, cred *models.CloudCredential, keyID string, start time.Time) {
 	e := apperr.As(err)
 	if e == nil {
 		g.Log.ErrorContext(r.Context(), "relay: internal error", "error", err.Error())
@@ -153,9 +173,13 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, api models.APIT
 	}
 	WriteError(w, api, e)
 	status := apperr.HTTPStatus(e.Code)
-	if credID != "" {
-		g.Meter.Record(credID, keyID, Outcome{Status: status, Refused: true})
+	out := Outcome{Status: status, Refused: true}
+	credID, provider := "", models.BackendType("")
+	if cred != nil {
+		credID, provider = cred.ID, cred.BackendType
+		g.Meter.Record(credID, keyID, out)
 	}
+	g.observe(api, provider, out)
 	g.Log.LogAttrs(r.Context(), slog.LevelInfo, "relayed call refused",
 		slog.String("relay_key_id", keyID), slog.String("credential_id", credID),
 		slog.String("code", string(e.Code)), slog.Int("status", status),

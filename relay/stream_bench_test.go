@@ -2,16 +2,17 @@ package relay
 
 // Measurements of SPEC §7's streaming row — per-event added latency, memory
 // per open stream, disconnect to upstream end — as benchmarks that report
-// their figures with b.ReportMetric. They are not part of `go test` (no
-// test runs them) and assert no timings: they fail only when a stream does
-// not work. Every connection is on loopback, every loop bounded. Run them
+// their figures with b.ReportMetric. They are not part of `go test` (the
+// one test here, TestStreamMemoryChild, skips unless BenchmarkStreamMemory
+// started it) and assert no timings: they fail only when a stream does not
+// work. Every connection is on loopback, every loop bounded. Run them
 // with
 //
 //	go test -run '^$' -bench 'BenchmarkStream' -benchtime 1x ./relay/
 //
 // Each compares the relay (the Forwarder behind an httptest server, as in
-// BenchmarkForward) with the client calling the fake provider directly, in
-// the same run.
+// BenchmarkForward) with the client calling the upstream directly, in the
+// same run. The figures and how to read them are in BENCHMARKS.md, "Relay".
 
 import (
 	"bufio"
@@ -63,14 +64,13 @@ type benchStream struct {
 
 // open starts a streamed chat completion through the relay or directly to
 // the fake, tagged with id (Idempotency-Key, which both pass on), and
-// returns once the response headers came.
-func (e *env) open(tb testing.TB, relayed bool, id string) *benchStream {
-	return e.openAt(tb, relayed, e.fake.URL, id)
+// returns once the response headers came. It may run on any goroutine.
+func (e *env) open(relayed bool, id string) (*benchStream, error) {
+	return e.openAt(relayed, e.fake.URL, id)
 }
 
 // openAt is open with direct calls going to the upstream at base.
-func (e *env) openAt(tb testing.TB, relayed bool, base, id string) *benchStream {
-	tb.Helper()
+func (e *env) openAt(relayed bool, base, id string) (*benchStream, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req := e.request(ctx, "POST", "/v1/chat/completions", chatBody("gpt-4o", true, false), "Idempotency-Key", id)
 	if !relayed {
@@ -82,13 +82,14 @@ func (e *env) openAt(tb testing.TB, relayed bool, base, id string) *benchStream 
 	res, err := e.client.Do(req)
 	if err != nil {
 		cancel()
-		tb.Fatalf("open stream %s: %v", id, err)
+		return nil, fmt.Errorf("open stream %s: %w", id, err)
 	}
 	if res.StatusCode != 200 {
+		res.Body.Close()
 		cancel()
-		tb.Fatalf("stream %s: status %d", id, res.StatusCode)
+		return nil, fmt.Errorf("stream %s: status %d", id, res.StatusCode)
 	}
-	return &benchStream{id: id, res: res, cancel: cancel}
+	return &benchStream{id: id, res: res, cancel: cancel}, nil
 }
 
 // find fills in the fake's records of the streams, by their ID.
@@ -157,7 +158,11 @@ func BenchmarkStreamEventLatency(b *testing.B) {
 							n++
 							id := fmt.Sprintf("lat-%d", n)
 							wg.Go(func() {
-								s := e.openAt(b, relayed, up.URL, id)
+								s, err := e.openAt(relayed, up.URL, id)
+								if err != nil {
+									b.Error(err)
+									return
+								}
 								defer s.cancel()
 								defer s.res.Body.Close()
 								var got []time.Duration
@@ -320,16 +325,25 @@ func openStreams(tb testing.TB, e *env, relayed bool, streams []*benchStream, id
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			s := e.open(tb, relayed, ids[i])
-			br := bufio.NewReader(s.res.Body)
-			if err := firstEvent(br); err != nil {
-				tb.Errorf("stream %s: %v", s.id, err)
+			s, err := e.open(relayed, ids[i])
+			if err != nil {
+				tb.Error(err)
+				return
 			}
 			streams[i] = s
+			if err := firstEvent(bufio.NewReader(s.res.Body)); err != nil {
+				tb.Errorf("stream %s: %v", s.id, err)
+			}
 		})
 	}
 	wg.Wait()
 	if tb.Failed() {
+		for _, s := range streams {
+			if s != nil {
+				s.cancel()
+				s.res.Body.Close()
+			}
+		}
 		tb.FailNow()
 	}
 }

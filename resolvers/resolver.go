@@ -12,6 +12,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"cloudkeys/audit"
 	"cloudkeys/auth"
 	"cloudkeys/models"
 	"cloudkeys/probe"
@@ -23,6 +24,9 @@ type Resolver struct {
 	Auth *auth.Service
 	// Probe runs testCloudCredential's calls to providers.
 	Probe *probe.Client
+	// Audit records the credential and relay-key events (SPEC §9), each
+	// in the transaction of its change.
+	Audit *audit.Log
 	// MaxCredentials is how many cloud credentials one account may store.
 	MaxCredentials int
 	// MaxRelayKeys is how many live relay keys one credential may have.

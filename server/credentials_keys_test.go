@@ -30,7 +30,7 @@ func TestStartRefusesMissingKeys(t *testing.T) {
 		c, _ := first.user(t, "ada@example.com")
 		c.createCred(openAIInput("a", apiKey(t)))
 		c.createCred(openAIInput("b", apiKey(t)))
-		oldKID := first.Keys.ActiveKID()
+		oldKID := first.Keys().ActiveKID()
 		first.Close()
 
 		// A different key file in place of the one that sealed the rows.
@@ -91,7 +91,7 @@ func TestEncryptionKeySources(t *testing.T) {
 			t.Fatalf("key file mode %v, want 0600", info.Mode().Perm())
 		}
 		onDisk, err := keyring.LoadFile(cfg.EncryptionKeysPath())
-		if err != nil || onDisk.ActiveKID() != app.Keys.ActiveKID() {
+		if err != nil || onDisk.ActiveKID() != app.Keys().ActiveKID() {
 			t.Fatalf("the app does not use the generated file: %v", err)
 		}
 		secret, _ := os.ReadFile(cfg.JWTSecretPath())
@@ -107,7 +107,7 @@ func TestEncryptionKeySources(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.EncryptionKeys = set
 		app := credApp(t, cfg)
-		if app.Keys.ActiveKID() != k.ActiveKID() {
+		if app.Keys().ActiveKID() != k.ActiveKID() {
 			t.Fatal("the app does not use CLOUDKEYS_ENCRYPTION_KEYS")
 		}
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, "encryption-keys.json")); !errors.Is(err, fs.ErrNotExist) {
@@ -189,4 +189,37 @@ func TestConcurrentCreatesSQLite(t *testing.T) {
 	if failures.Load() != 0 || n != users*writersPerUser*creates {
 		t.Fatalf("%d failures, %d rows stored, want 0 and %d", failures.Load(), n, users*writersPerUser*creates)
 	}
+}
+
+// The same kid with other key bytes (bit rot, a bad hand edit, another
+// deployment's file): the key-check value the database recorded at the
+// first start differs, and the server refuses to start, naming the kid,
+// rather than serving every credential as NEEDS_REENTRY and sealing new
+// ones with a key the other servers lack.
+func TestStartRefusesOtherBytesUnderAKnownKid(t *testing.T) {
+	eachBackend(t, func(t *testing.T, cfg *config.Config) {
+		first := credApp(t, cfg)
+		c, _ := first.user(t, "ada@example.com")
+		c.createCred(openAIInput("a", apiKey(t)))
+		kid := first.Keys().ActiveKID()
+		first.Close()
+
+		forged := fmt.Appendf(nil, `{"keys":[{"kty":"oct","kid":%q,"use":"enc","alg":"A256KW","k":"%s"}]}`, kid, strings.Repeat("Q", 42)+"A")
+		if err := os.WriteFile(cfg.EncryptionKeysPath(), forged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		_, err := ckapp.Open(context.Background(), cfg, ckapp.NewLogger(&logs, "text", "debug"))
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the key under kid %q is not the one the database recorded", kid)) {
+			t.Fatalf("start with other bytes under %s: %v", kid, err)
+		}
+		if strings.Contains(err.Error(), strings.Repeat("Q", 42)) || strings.Contains(logs.String(), strings.Repeat("Q", 42)) {
+			t.Fatal("key material in the refusal")
+		}
+		// --allow-missing-keys does not lift it: the key is not missing, it is wrong.
+		cfg.AllowMissingKeys = true
+		if _, err := ckapp.Open(context.Background(), cfg, ckapp.NewLogger(io.Discard, "text", "debug")); err == nil {
+			t.Fatal("--allow-missing-keys started a server with a wrong key")
+		}
+	})
 }

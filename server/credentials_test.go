@@ -44,7 +44,7 @@ func TestCredentialRoundTrip(t *testing.T) {
 
 		// The raw column, read with plain SQL.
 		row := app.rawRow(t, created.ID)
-		if row.UserID != me.ID || row.KeyID != app.Keys.ActiveKID() {
+		if row.UserID != me.ID || row.KeyID != app.Keys().ActiveKID() {
 			t.Fatalf("row owner %s kid %s", row.UserID, row.KeyID)
 		}
 		parts := strings.Split(row.APIKeyJWE, ".")
@@ -52,7 +52,7 @@ func TestCredentialRoundTrip(t *testing.T) {
 			t.Fatalf("api_key_jwe has %d parts, want 5 (JWE compact serialization)", len(parts))
 		}
 		h := jweHeader(t, row.APIKeyJWE)
-		want := map[string]any{"alg": "A256KW", "enc": "A256GCM", "kid": app.Keys.ActiveKID(), "cid": created.ID}
+		want := map[string]any{"alg": "A256KW", "enc": "A256GCM", "kid": app.Keys().ActiveKID(), "cid": created.ID}
 		if len(h) != len(want) {
 			t.Fatalf("header has members %v, want exactly alg, enc, kid, cid", h)
 		}
@@ -74,7 +74,7 @@ func TestCredentialRoundTrip(t *testing.T) {
 			}
 		}
 		// Any JOSE library holding the key file decrypts it: plain jwx here.
-		set, err := app.Keys.JSON()
+		set, err := app.Keys().JSON()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,10 +171,10 @@ func TestUnreadableKeysNeedReentry(t *testing.T) {
 		// A legacy Fernet token.
 		app.setJWE(t, ids["3 fernet"], "gAAAAABl3x8k0Qb2ZqYw9vX1uJc7nT5rS3pO6mL4kI2hG0fE8dC6bA9zY7xW5vU3tS1rQ-pO_nM2lK0jI8hG6fE4dC2bA0zY8xW6vU4tS2rQ0pO8nM6lK4jI2hG0fE==")
 		// A genuine DEFLATE-compressed JWE under the server's own active key.
-		set, _ := app.Keys.JSON()
+		set, _ := app.Keys().JSON()
 		jwks, _ := jwk.Parse(set)
-		own, _ := jwks.LookupKeyID(app.Keys.ActiveKID())
-		app.setJWE(t, ids["4 zip"], jwxSeal(t, own, app.Keys.ActiveKID(), ids["4 zip"], jwe.WithCompress(jwa.Deflate())))
+		own, _ := jwks.LookupKeyID(app.Keys().ActiveKID())
+		app.setJWE(t, ids["4 zip"], jwxSeal(t, own, app.Keys().ActiveKID(), ids["4 zip"], jwe.WithCompress(jwa.Deflate())))
 		if jweHeader(t, app.rawRow(t, ids["4 zip"]).APIKeyJWE)["zip"] != "DEF" {
 			t.Fatal("setup: no zip header")
 		}
@@ -201,7 +201,7 @@ func TestUnreadableKeysNeedReentry(t *testing.T) {
 				t.Fatalf("%s after re-entry: %+v", cr.Name, fixed)
 			}
 			row := app.rawRow(t, cr.ID)
-			if h := jweHeader(t, row.APIKeyJWE); h["kid"] != app.Keys.ActiveKID() || h["cid"] != cr.ID || row.KeyID != app.Keys.ActiveKID() {
+			if h := jweHeader(t, row.APIKeyJWE); h["kid"] != app.Keys().ActiveKID() || h["cid"] != cr.ID || row.KeyID != app.Keys().ActiveKID() {
 				t.Fatalf("%s: re-entered key stored with header %v, kid column %s", cr.Name, h, row.KeyID)
 			}
 			if got := c.getCred(cr.ID); got.KeyStatus != "OK" || got.APIKeyHint != hintOf(key) {
@@ -440,7 +440,7 @@ func TestUpdateCredential(t *testing.T) {
 			if row.APIKeyJWE != before.APIKeyJWE || row.KeyID != before.KeyID {
 				t.Fatal("renaming rewrote the ciphertext")
 			}
-			if plain, err := app.Keys.Open(row.APIKeyJWE, cr.ID); err != nil || string(plain) != key {
+			if plain, err := app.Keys().Open(row.APIKeyJWE, cr.ID); err != nil || string(plain) != key {
 				t.Fatal("the stored key no longer opens to the original")
 			}
 		})
@@ -457,7 +457,7 @@ func TestUpdateCredential(t *testing.T) {
 			if got.APIKeyHint != hintOf(next) || row.APIKeyJWE == before.APIKeyJWE {
 				t.Fatalf("got %+v", got)
 			}
-			if plain, err := app.Keys.Open(row.APIKeyJWE, cr.ID); err != nil || string(plain) != next {
+			if plain, err := app.Keys().Open(row.APIKeyJWE, cr.ID); err != nil || string(plain) != next {
 				t.Fatal("the stored value does not open to the new key")
 			}
 		})

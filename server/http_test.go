@@ -491,6 +491,7 @@ func productionConfig(t *testing.T, env map[string]string) *config.Config {
 	all := map[string]string{
 		"CLOUDKEYS_ENV":             "production",
 		"CLOUDKEYS_JWT_SECRET":      strings.Repeat("s", 40),
+		"CLOUDKEYS_AUDIT_KEY":       strings.Repeat("a", 40),
 		"CLOUDKEYS_ENCRYPTION_KEYS": `{"keys":[{"kty":"oct","kid":"k1","alg":"A256KW","use":"enc","k":"` + strings.Repeat("A", 43) + `"}]}`,
 	}
 	for k, v := range env {

@@ -69,7 +69,7 @@ func BenchmarkGraphQLLayer(b *testing.B) {
 		},
 		Complexity: complexity(cfg.MaxCredentialsPerUser, cfg.RelayMaxKeysPerCredential),
 	})
-	h := graphQLServer(es, cfg, slog.New(slog.DiscardHandler))
+	h := graphQLServer(es, cfg, slog.New(slog.DiscardHandler), nil)
 	for _, q := range []struct{ name, query string }{
 		{"typename", `{ __typename }`},
 		{"list20", `{ cloudCredentials { id name backendType apiType baseUrl apiKeyHint keyStatus createdAt updatedAt } }`},

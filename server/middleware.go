@@ -10,6 +10,7 @@ import (
 	"github.com/rs/cors"
 
 	"cloudkeys/apperr"
+	"cloudkeys/metrics"
 )
 
 // statusRecorder remembers the status a handler wrote.
@@ -39,8 +40,11 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // logRequests gives every request an ID (echoed as X-Request-ID) and logs
 // one line per request: method, path, status, duration. It never logs
-// headers, query strings or bodies, which can carry tokens and keys.
-func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
+// headers, query strings or bodies, which can carry tokens and keys. With
+// m (not nil), it also counts the request in metrics by route (routeOf)
+// and status — also one cut short by a panic (a broken relayed stream),
+// which gets no log line.
+func logRequests(log *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -48,6 +52,9 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 			ctx := withRequestID(r.Context(), id)
 			w.Header().Set("X-Request-ID", id)
 			rec := &statusRecorder{ResponseWriter: w}
+			if m != nil {
+				defer observeRequest(m, r.URL.Path, rec, start)
+			}
 			next.ServeHTTP(rec, r.WithContext(ctx))
 			log.LogAttrs(ctx, slog.LevelInfo, "request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
@@ -55,6 +62,16 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 				slog.Duration("duration", time.Since(start)))
 		})
 	}
+}
+
+// observeRequest counts one answered request: a handler that wrote
+// nothing was answered 200 by net/http.
+func observeRequest(m *metrics.Metrics, path string, rec *statusRecorder, start time.Time) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	m.HTTPRequest(routeOf(path), status, time.Since(start))
 }
 
 // securityHeaders sets the headers every response carries.

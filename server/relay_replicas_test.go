@@ -32,26 +32,26 @@ func (e *relayEnv) replicaOf(t testing.TB, cfg *config.Config) *relayEnv {
 	return &r
 }
 
-// counts are the counters of a usage, without lastUsedAt.
-type counts struct{ requests, errors, input, output int64 }
+// usageCounts are the counters of a usage, without lastUsedAt.
+type usageCounts struct{ requests, errors, input, output int64 }
 
-func countsOf(u usageJSON) counts {
-	return counts{u.Requests, u.Errors, u.InputTokens, u.OutputTokens}
+func usageCountsOf(u usageJSON) usageCounts {
+	return usageCounts{u.Requests, u.Errors, u.InputTokens, u.OutputTokens}
 }
 
-// okChat is the usage of n successful non-streaming chat completions.
-func okChat(n int64) counts {
-	return counts{n, 0, n * fakeprovider.InputTokens, n * fakeprovider.OutputTokens}
+// okChatUsage is the usage of n successful non-streaming chat completions.
+func okChatUsage(n int64) usageCounts {
+	return usageCounts{n, 0, n * fakeprovider.InputTokens, n * fakeprovider.OutputTokens}
 }
 
-// bearer is the header of a relay key as the OpenAI SDKs send it.
-func bearer(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
+// bearerHeader is the header of a relay key as the OpenAI SDKs send it.
+func bearerHeader(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
 
 // wantChat calls POST chat/completions with secret and checks the
 // status of the answer.
 func (e *relayEnv) wantChat(t testing.TB, secret string, status int) relayAnswer {
 	t.Helper()
-	a := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), bearer(secret)...)
+	a := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), bearerHeader(secret)...)
 	if a.status != status {
 		t.Fatalf("%s: status %d, want %d: %s", e.app.URL, a.status, status, a.body)
 	}
@@ -145,28 +145,28 @@ func TestRelayTwoReplicasOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The limited key: 3 calls passed, 2 refused with 429 (errors).
-	wantLimited := okChat(3)
+	wantLimited := okChatUsage(3)
 	wantLimited.requests, wantLimited.errors = 5, 2
 	// The credential: 2 calls of the revoked key, the limited key's 5, the
 	// shared key's 5; the refusals of the revoked key count against nobody.
-	wantCred := okChat(2 + 3 + 5)
+	wantCred := okChatUsage(2 + 3 + 5)
 	wantCred.requests, wantCred.errors = 12, 2
 	for _, r := range []*relayEnv{a, b} {
-		if got := countsOf(r.keyUsage(t, shared.ID)); got != okChat(5) {
-			t.Errorf("%s: shared key usage %+v, want %+v", r.app.URL, got, okChat(5))
+		if got := usageCountsOf(r.keyUsage(t, shared.ID)); got != okChatUsage(5) {
+			t.Errorf("%s: shared key usage %+v, want %+v", r.app.URL, got, okChatUsage(5))
 		}
-		if got := countsOf(r.keyUsage(t, limited.ID)); got != wantLimited {
+		if got := usageCountsOf(r.keyUsage(t, limited.ID)); got != wantLimited {
 			t.Errorf("%s: limited key usage %+v, want %+v", r.app.URL, got, wantLimited)
 		}
 		u := r.credUsage(t, a.openAI.ID)
-		if got := countsOf(u); got != wantCred || u.LastUsedAt == nil {
+		if got := usageCountsOf(u); got != wantCred || u.LastUsedAt == nil {
 			t.Errorf("%s: credential usage %+v, want %+v and lastUsedAt", r.app.URL, u, wantCred)
 		}
 	}
 }
 
-// usageDayJSON is one entry of usageByDay.
-type usageDayJSON struct {
+// relayDayJSON is one entry of usageByDay.
+type relayDayJSON struct {
 	Day          string `json:"day"`
 	Requests     int64  `json:"requests"`
 	Errors       int64  `json:"errors"`
@@ -174,8 +174,8 @@ type usageDayJSON struct {
 	OutputTokens int64  `json:"outputTokens"`
 }
 
-func (d usageDayJSON) counts() counts {
-	return counts{d.Requests, d.Errors, d.InputTokens, d.OutputTokens}
+func (d relayDayJSON) total() usageCounts {
+	return usageCounts{d.Requests, d.Errors, d.InputTokens, d.OutputTokens}
 }
 
 // TestRelayUsageSurvivesRestart: the usage counted in memory is written
@@ -194,12 +194,12 @@ func TestRelayUsageSurvivesRestart(t *testing.T) {
 	for range 3 {
 		e.wantChat(t, oSecret, 200)
 	}
-	res := e.send(t, context.Background(), "POST", "/relay/v1/chat/completions", chatBody("gpt-4o", true, true), bearer(oSecret)...)
+	res := e.send(t, context.Background(), "POST", "/relay/v1/chat/completions", chatBody("gpt-4o", true, true), bearerHeader(oSecret)...)
 	if data, _ := readEvents(t, res); res.StatusCode != 200 || streamedText(data) != fakeprovider.Text {
 		t.Fatalf("stream: status %d, text %q", res.StatusCode, streamedText(data))
 	}
 	res.Body.Close()
-	if a := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("fail-500", false, false), bearer(oSecret)...); a.status != 500 {
+	if a := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("fail-500", false, false), bearerHeader(oSecret)...); a.status != 500 {
 		t.Fatalf("fail-500: status %d", a.status)
 	}
 	for range 2 {
@@ -207,9 +207,9 @@ func TestRelayUsageSurvivesRestart(t *testing.T) {
 		readEvents(t, res)
 		res.Body.Close()
 	}
-	wantO := okChat(4)
+	wantO := okChatUsage(4)
 	wantO.requests, wantO.errors = 5, 1
-	wantA := counts{2, 0, 2 * fakeprovider.AnthropicInput, 2 * fakeprovider.OutputTokens}
+	wantA := usageCounts{2, 0, 2 * fakeprovider.AnthropicInput, 2 * fakeprovider.OutputTokens}
 
 	if n := e.app.count(t, "SELECT COUNT(*) FROM relay_usage"); n != 0 {
 		t.Fatalf("%d usage rows written before Close; the test means Close to write them", n)
@@ -221,38 +221,38 @@ func TestRelayUsageSurvivesRestart(t *testing.T) {
 
 	// The same SQLite file, keys and secrets; the access token still works.
 	restarted := e.replicaOf(t, cfg)
-	if got := countsOf(restarted.keyUsage(t, oKey.ID)); got != wantO {
+	if got := usageCountsOf(restarted.keyUsage(t, oKey.ID)); got != wantO {
 		t.Errorf("OpenAI key usage after the restart %+v, want %+v", got, wantO)
 	}
-	if got := countsOf(restarted.keyUsage(t, aKey.ID)); got != wantA {
+	if got := usageCountsOf(restarted.keyUsage(t, aKey.ID)); got != wantA {
 		t.Errorf("Anthropic key usage after the restart %+v, want %+v", got, wantA)
 	}
 	u := restarted.credUsage(t, e.openAI.ID)
-	if got := countsOf(u); got != wantO || u.LastUsedAt == nil {
+	if got := usageCountsOf(u); got != wantO || u.LastUsedAt == nil {
 		t.Errorf("credential usage after the restart %+v, want %+v and lastUsedAt", u, wantO)
 	}
 
 	// By day: three entries, newest first, today's holding the counts.
 	today := clock.Now().UTC()
 	wantDays := []string{today.Format(time.DateOnly), today.AddDate(0, 0, -1).Format(time.DateOnly), today.AddDate(0, 0, -2).Format(time.DateOnly)}
-	checkDays := func(what string, days []usageDayJSON, want counts) {
+	checkDays := func(what string, days []relayDayJSON, want usageCounts) {
 		t.Helper()
 		if len(days) != 3 {
 			t.Fatalf("%s: usageByDay(days: 3) has %d entries: %+v", what, len(days), days)
 		}
 		for i, d := range days {
-			w := counts{}
+			w := usageCounts{}
 			if i == 0 {
 				w = want
 			}
-			if d.Day != wantDays[i] || d.counts() != w {
+			if d.Day != wantDays[i] || d.total() != w {
 				t.Errorf("%s: day %d is %+v, want %s with %+v", what, i, d, wantDays[i], w)
 			}
 		}
 	}
 	var keys []struct {
 		ID         string         `json:"id"`
-		UsageByDay []usageDayJSON `json:"usageByDay"`
+		UsageByDay []relayDayJSON `json:"usageByDay"`
 	}
 	restarted.c.must(`{ relayKeys { id usageByDay(days: 3) { day requests errors inputTokens outputTokens } } }`, nil, "relayKeys", &keys)
 	seen := 0
@@ -270,29 +270,29 @@ func TestRelayUsageSurvivesRestart(t *testing.T) {
 		t.Fatalf("relayKeys lists %d of the 2 keys", seen)
 	}
 	var cred struct {
-		UsageByDay []usageDayJSON `json:"usageByDay"`
+		UsageByDay []relayDayJSON `json:"usageByDay"`
 	}
 	restarted.c.must(`query($id: ID!) { cloudCredential(id: $id) { usageByDay(days: 3) { day requests errors inputTokens outputTokens } } }`,
 		map[string]any{"id": e.anthropic.ID}, "cloudCredential", &cred)
 	checkDays("Anthropic credential", cred.UsageByDay, wantA)
 }
 
-// streamCase is one protocol's streaming call.
-type streamCase struct {
+// e2eStream is one protocol's streaming call.
+type e2eStream struct {
 	name, path string
 	body       func(model string) any
 	header     func(secret string) []string
 	text       string // in the data of a text event
 }
 
-var streamCases = []streamCase{
-	{"OpenAI", "/relay/v1/chat/completions", func(m string) any { return chatBody(m, true, true) }, bearer, `"content":`},
+var e2eStreams = []e2eStream{
+	{"OpenAI", "/relay/v1/chat/completions", func(m string) any { return chatBody(m, true, true) }, bearerHeader, `"content":`},
 	{"Anthropic", "/relay/v1/messages", func(m string) any { return messagesBody(m, true) },
 		func(s string) []string { return []string{"x-api-key", s} }, `"text_delta"`},
 }
 
 // streamEnv is a relay env and a relay key of the case's credential.
-func (sc streamCase) env(t *testing.T, fo fakeprovider.Options) (*relayEnv, relayKeyJSON, string) {
+func (sc e2eStream) env(t *testing.T, fo fakeprovider.Options) (*relayEnv, relayKeyJSON, string) {
 	e := newRelayEnv(t, nil, fo)
 	cred := e.openAI
 	if sc.name == "Anthropic" {
@@ -322,7 +322,7 @@ func (e *relayEnv) callLine(t testing.TB, keyID string) string {
 // middleware, forwarder).
 func TestRelayStreamingEndToEnd(t *testing.T) {
 	t.Parallel()
-	for _, sc := range streamCases {
+	for _, sc := range e2eStreams {
 		// Each event reaches the client as the provider sends it: the text
 		// events arrive spread over the stream, each before the provider
 		// sends the next, not together at the end.
@@ -405,11 +405,11 @@ func TestRelayStreamingEndToEnd(t *testing.T) {
 			if line := e.callLine(t, key.ID); !strings.Contains(line, "aborted=true") || !strings.Contains(line, "status=200") {
 				t.Errorf("log line of the call: %s", line)
 			}
-			want := counts{requests: 1}
+			want := usageCounts{requests: 1}
 			if sc.name == "Anthropic" {
 				want.input, want.output = fakeprovider.AnthropicInput, 1 // message_start's counts
 			}
-			if got := countsOf(e.keyUsage(t, key.ID)); got != want {
+			if got := usageCountsOf(e.keyUsage(t, key.ID)); got != want {
 				t.Errorf("usage %+v, want %+v", got, want)
 			}
 		})
@@ -447,11 +447,11 @@ func TestRelayStreamingEndToEnd(t *testing.T) {
 			if line := e.callLine(t, key.ID); !strings.Contains(line, "aborted=true") {
 				t.Errorf("log line of the call: %s", line)
 			}
-			want := counts{requests: 1}
+			want := usageCounts{requests: 1}
 			if sc.name == "Anthropic" {
 				want.input, want.output = fakeprovider.AnthropicInput, 1
 			}
-			if got := countsOf(e.keyUsage(t, key.ID)); got != want {
+			if got := usageCountsOf(e.keyUsage(t, key.ID)); got != want {
 				t.Errorf("usage %+v, want %+v", got, want)
 			}
 		})

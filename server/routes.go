@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"cloudkeys/metrics"
 	"cloudkeys/models"
 	"cloudkeys/playground"
 	"cloudkeys/schema"
@@ -44,6 +45,45 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		mux.Handle("GET /{$}", pg)
 		mux.Handle("GET /playground/", pg)
 	}
+}
+
+// routeOf names the route of a path for metrics and span names: one of a
+// fixed set (metrics.Route), never the path itself, so that no client can
+// make a new series or span name by sending a new path. It follows the
+// routes above; a path no route serves is RouteOther, and one of a route
+// switched off (the playground in production) keeps its route's name.
+func routeOf(path string) metrics.Route {
+	switch {
+	case path == "/graphql":
+		return metrics.RouteGraphQL
+	case strings.HasPrefix(path, "/relay/"):
+		return metrics.RouteRelay
+	case path == "/healthz":
+		return metrics.RouteHealthz
+	case path == "/readyz":
+		return metrics.RouteReadyz
+	case path == "/schema.graphql":
+		return metrics.RouteSchema
+	case path == "/" || strings.HasPrefix(path, "/playground/"):
+		return metrics.RoutePlayground
+	}
+	return metrics.RouteOther
+}
+
+// routeTemplates are the span names' routes (semantic conventions:
+// "{method} {http.route}").
+var routeTemplates = map[metrics.Route]string{
+	metrics.RouteGraphQL: "/graphql", metrics.RouteRelay: "/relay/*", metrics.RouteHealthz: "/healthz",
+	metrics.RouteReadyz: "/readyz", metrics.RouteSchema: "/schema.graphql", metrics.RoutePlayground: "/",
+}
+
+// spanName is the name of a request's server span: "POST /graphql"; the
+// method alone for a path no route serves.
+func spanName(r *http.Request) string {
+	if t, ok := routeTemplates[routeOf(r.URL.Path)]; ok {
+		return r.Method + " " + t
+	}
+	return r.Method
 }
 
 // handleHealthz answers while the process runs.

@@ -13,9 +13,12 @@ import (
 
 	"gorm.io/gorm"
 
+	"cloudkeys/audit"
 	"cloudkeys/auth"
 	"cloudkeys/config"
+	"cloudkeys/metrics"
 	"cloudkeys/probe"
+	"cloudkeys/traces"
 )
 
 // Deps is everything the HTTP handler needs.
@@ -25,8 +28,14 @@ type Deps struct {
 	DB     *gorm.DB
 	Auth   *auth.Service
 	Probe  *probe.Client
+	Audit  *audit.Log
 	// Relay serves every path under /relay/ (package relay's Gateway).
 	Relay http.Handler
+	// Metrics records each request and GraphQL outcome; nil: metrics off.
+	Metrics *metrics.Metrics
+	// Tracing puts requests and GraphQL operations in spans; nil: off,
+	// and no middleware at all is installed for it.
+	Tracing *traces.Tracing
 }
 
 // NewServer returns the whole HTTP surface of cloudkeys.
@@ -36,6 +45,9 @@ func NewServer(d Deps) http.Handler {
 	h = auth.Middleware(d.Config.TrustedProxies)(h)
 	h = oneAuthorization(h)
 	h = securityHeaders(h)
-	h = logRequests(d.Log)(h)
+	h = logRequests(d.Log, d.Metrics)(h)
+	if d.Tracing != nil {
+		h = d.Tracing.Handler(h, spanName)
+	}
 	return h
 }

@@ -12,7 +12,9 @@
 // The worker URLs come from the Go handler so that they carry the same
 // content-hash query string as graphiql.js and graphiql.css.
 import { GraphiQL } from 'graphiql';
+import { useState, useSyncExternalStore } from 'react';
 import { createRoot } from 'react-dom/client';
+import { createFetcher, getSnapshot, signOut, subscribe } from './session.js';
 import 'graphiql/style.css';
 import './page.css';
 
@@ -34,41 +36,82 @@ globalThis.MonacoEnvironment = {
   },
 };
 
-// The fetcher speaks GraphQL over HTTP: a JSON POST that prefers
-// application/graphql-response+json. Headers typed into GraphiQL's headers
-// editor (e.g. Authorization: Bearer …) are added last so they can override
-// the defaults. Cookies are never sent: cloudkeys authenticates by bearer token
-// only.
-async function fetcher(params, opts) {
-  const headers = new Headers({
-    'Content-Type': 'application/json',
-    Accept: 'application/graphql-response+json, application/json',
-  });
-  for (const [name, value] of Object.entries(opts?.headers ?? {})) {
-    headers.set(name, String(value));
+// The fetcher (session.js) speaks GraphQL over HTTP: a JSON POST that prefers
+// application/graphql-response+json. After a login or refreshToken run here,
+// it adds the answer's access token as Authorization: Bearer; headers typed
+// into GraphiQL's headers editor are added last, so an Authorization there
+// wins. Cookies are never sent: cloudkeys authenticates by bearer token only.
+const fetcher = createFetcher(endpoint);
+
+// "Signed in as …" and "Sign out", in GraphiQL's logo slot (top right).
+function SessionStatus() {
+  const { session, notice } = useSyncExternalStore(subscribe, getSnapshot);
+  const [busy, setBusy] = useState(false);
+  if (!session) {
+    return (
+      <span className="ck-session" data-state="signed-out" title={notice || undefined}>
+        {notice ? <span className="ck-session-notice">{notice}</span> : 'not signed in: run a login mutation'}
+      </span>
+    );
   }
-  const res = await fetch(endpoint, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify(params),
-    credentials: 'omit',
-  });
-  const text = await res.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    // Not a GraphQL response (a proxy error page, 413, 405…): show what came
-    // back instead of a bare JSON parse error.
-    return {
-      errors: [{ message: `HTTP ${res.status} ${res.statusText}: ${text.slice(0, 500)}` }],
-    };
-  }
+  return (
+    <span className="ck-session" data-state="signed-in">
+      <span className="ck-session-who">signed in as <strong>{session.email ?? 'an unknown user'}</strong></span>
+      <button
+        type="button"
+        className="ck-session-signout"
+        disabled={busy}
+        onClick={async () => {
+          setBusy(true);
+          try {
+            await signOut(endpoint);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        sign out
+      </button>
+    </span>
+  );
 }
+
+// GraphiQL's storage: localStorage, as by default, except that the query
+// history and the favourites (graphiql:queries, graphiql:favorites) are saved
+// without their headers. GraphiQL's history keeps the headers of every run
+// even with shouldPersistHeaders={false}, so an Authorization typed into the
+// Headers tab would otherwise stay on disk.
+const HISTORY_KEYS = new Set(['graphiql:queries', 'graphiql:favorites']);
+function withoutHeaders(value) {
+  try {
+    const v = JSON.parse(value);
+    if (Array.isArray(v?.queries)) {
+      v.queries = v.queries.map(({ headers, ...rest }) => rest);
+      return JSON.stringify(v);
+    }
+  } catch {
+    // Not what GraphiQL writes: drop it rather than keep headers.
+    return JSON.stringify({ queries: [] });
+  }
+  return value;
+}
+const storage = {
+  getItem: (key) => localStorage.getItem(key),
+  setItem: (key, value) => localStorage.setItem(key, HISTORY_KEYS.has(key) ? withoutHeaders(value) : value),
+  removeItem: (key) => localStorage.removeItem(key),
+  get length() {
+    return Object.keys(localStorage).filter((k) => k.startsWith('graphiql:')).length;
+  },
+  clear() {
+    for (const k of Object.keys(localStorage)) if (k.startsWith('graphiql:')) localStorage.removeItem(k);
+  },
+};
 
 // JSONC: the headers editor accepts comments, so the hint costs nothing on
 // the wire until the user uncomments it.
 const defaultHeaders = `{
-  // Paste the token returned by a login mutation:
+  // After a login (or refreshToken) mutation run here, requests carry its
+  // access token by themselves. An Authorization header set here wins:
   // "Authorization": "Bearer <token>"
 }
 `;
@@ -76,9 +119,14 @@ const defaultHeaders = `{
 createRoot(root).render(
   <GraphiQL
     fetcher={fetcher}
+    storage={storage}
     isHeadersEditorEnabled
     shouldPersistHeaders={false}
     defaultHeaders={defaultHeaders}
     defaultEditorToolsVisibility="headers"
-  />,
+  >
+    <GraphiQL.Logo>
+      <SessionStatus />
+    </GraphiQL.Logo>
+  </GraphiQL>,
 );
