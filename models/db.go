@@ -164,12 +164,13 @@ func Close(db *gorm.DB) error {
 }
 
 // Ping checks that the database answers.
+//
+// It reads a row of the schema's migration table, not only the connection:
+// on SQLite a ping touches no file, so a database file gone or unreadable
+// would still look ready (SPEC §10: /readyz answers from a read).
 func Ping(ctx context.Context, db *gorm.DB) error {
-	sqlDB, err := db.DB()
-	if err != nil {
-		return err
-	}
-	return sqlDB.PingContext(ctx)
+	var version int64
+	return db.WithContext(ctx).Raw("SELECT version FROM schema_migrations LIMIT 1").Row().Scan(&version)
 }
 
 func isPostgres(db *gorm.DB) bool { return db.Dialector.Name() == "postgres" }

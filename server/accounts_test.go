@@ -110,6 +110,9 @@ func TestLogin(t *testing.T) {
 		if e1.Message != e2.Message || fmt.Sprint(e1.Extensions) != fmt.Sprint(e2.Extensions) {
 			t.Fatalf("answers differ: %q %v vs %q %v", e1.Message, e1.Extensions, e2.Message, e2.Extensions)
 		}
+		if e1.Extensions["reason"] != "BAD_CREDENTIALS" {
+			t.Fatalf("reason %v, want BAD_CREDENTIALS", e1.Extensions["reason"])
+		}
 		if wrong.Status != unknown.Status {
 			t.Fatalf("status differs: %d vs %d", wrong.Status, unknown.Status)
 		}

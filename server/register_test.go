@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cloudkeys/config"
+	"cloudkeys/relay/fakeprovider"
 )
 
 const registerOneMutation = `mutation($e: String!, $p: String!) { register(input: {email: $e, password: $p}) { id status isAdmin } }`
@@ -181,5 +182,23 @@ func TestPasswordWithNUL(t *testing.T) {
 	e := app.client(t).tryRegister("nul@example.com", "pass\x00word-long").wantCode(t, "register", "BAD_USER_INPUT")
 	if e.Extensions["field"] != "input.password" || !strings.Contains(e.Message, "NUL") {
 		t.Errorf("extensions %v, message %q", e.Extensions, e.Message)
+	}
+}
+
+// Credential and relay-key names refuse bidirectional overrides and
+// invisible characters, as emails do.
+func TestNamesRefuseInvisibleCharacters(t *testing.T) {
+	t.Parallel()
+	e := newRelayEnv(t, nil, fakeprovider.Options{})
+	for _, name := range []string{"prod\u202eyek", "pr\u200bod", "\u2066prod", "prod\ufeff"} {
+		r := e.c.do(createMutation, map[string]any{"input": openAIInput(name, apiKey(t))})
+		if err := r.wantCode(t, "createCloudCredential", "BAD_USER_INPUT"); err.Extensions["field"] != "input.name" {
+			t.Errorf("credential name %+q: %v", name, err.Extensions)
+		}
+		r = e.c.do(`mutation($in: CreateRelayKeyInput!) { createRelayKey(input: $in) { secret } }`,
+			map[string]any{"in": map[string]any{"credentialId": e.openAI.ID, "name": name}})
+		if err := r.wantCode(t, "createRelayKey", "BAD_USER_INPUT"); err.Extensions["field"] != "input.name" {
+			t.Errorf("relay key name %+q: %v", name, err.Extensions)
+		}
 	}
 }
