@@ -3,7 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime/debug"
+
+	"cloudkeys/buildinfo"
 )
 
 // versionCommand runs `cloudkeys version` (and `cloudkeys --version`).
@@ -21,40 +22,8 @@ func versionCommand(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// buildVersion is what the build information says about this binary.
-type buildVersion struct {
-	Module   string // the main module's version: a tag, a pseudo-version or (devel)
-	Revision string // the VCS revision, "" when not recorded
-	Time     string // the revision's commit time
-	Modified bool   // the working tree had uncommitted changes
-	Go       string
-}
-
-func readBuildVersion() buildVersion {
-	v := buildVersion{Module: "(unknown)"}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	v.Go = bi.GoVersion
-	if bi.Main.Version != "" {
-		v.Module = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v.Revision = s.Value
-		case "vcs.time":
-			v.Time = s.Value
-		case "vcs.modified":
-			v.Modified = s.Value == "true"
-		}
-	}
-	return v
-}
-
 func versionText() string {
-	v := readBuildVersion()
+	v := buildinfo.Read()
 	out := fmt.Sprintf("cloudkeys %s\n", v.Module)
 	switch {
 	case v.Revision == "":

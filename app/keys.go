@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +17,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"cloudkeys/buildinfo"
 	"cloudkeys/config"
 	"cloudkeys/keyring"
 	"cloudkeys/models"
@@ -452,35 +451,5 @@ func hostname() string {
 }
 
 // heartbeatVersion is the module version and VCS revision from the build
-// information: "v1.2.3", "(devel) 1a2b3c4d5e6f", "(devel) 1a2b3c4d5e6f+modified".
-func heartbeatVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	var v bytes.Buffer
-	v.WriteString(bi.Main.Version)
-	if v.Len() == 0 {
-		v.WriteString("(devel)")
-	}
-	var rev string
-	modified := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	if rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		v.WriteString(" " + rev)
-		if modified {
-			v.WriteString("+modified")
-		}
-	}
-	return v.String()
-}
+// information (buildinfo.Info.Short).
+func heartbeatVersion() string { return buildinfo.Read().Short() }

@@ -15,13 +15,12 @@
 // CLOUDKEYS_METRICS_ADDR is unset, and nothing is recorded or registered.
 //
 // What may import it: app (which builds and wires it) and server (which
-// records the HTTP requests). It imports nothing of cloudkeys.
+// records the HTTP requests). Of cloudkeys it imports only buildinfo.
 package metrics
 
 import (
 	"database/sql"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +30,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"cloudkeys/buildinfo"
 )
 
 // namespace prefixes every family of cloudkeys' own.
@@ -394,24 +395,16 @@ func (m *Metrics) AuditChainHead(head func() float64) {
 // the build information Go records in the binary (as `cloudkeys version`
 // prints it); "unknown" where it records none (go run, go test).
 func buildInfo() prometheus.Collector {
-	version, revision, goVersion := "unknown", "unknown", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		goVersion = bi.GoVersion
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-		modified := false
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				revision = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
-		}
-		if modified && revision != "unknown" {
+	v := buildinfo.Read()
+	version, revision, goVersion := v.Module, "unknown", "unknown"
+	if v.Revision != "" {
+		revision = v.Revision
+		if v.Modified {
 			revision += "-modified"
 		}
+	}
+	if v.Go != "" {
+		goVersion = v.Go
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
 		Help:        "Always 1: the module version, VCS revision and Go version cloudkeys was built from.",

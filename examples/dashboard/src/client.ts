@@ -59,11 +59,6 @@ export function createClient(opts: ClientOptions): { client: ApolloClient; auth:
   const client = new ApolloClient({
     link: ApolloLink.from([refreshLink, tokenLink, new HttpLink({ uri: endpoint, credentials: 'omit' })]),
     cache: new InMemoryCache(),
-    // Show partial data with the errors: root fields fail alone (SPEC §2a).
-    defaultOptions: {
-      query: { errorPolicy: 'all', fetchPolicy: 'network-only' },
-      mutate: { errorPolicy: 'all' },
-    },
   });
   return { client, auth };
 }
