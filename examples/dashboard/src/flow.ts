@@ -68,7 +68,11 @@ const MODEL = 'gpt-4o-mini';
 const result: Record<string, unknown> = { webLocks: hasWebLocks() };
 const step = (what: string) => console.log(`flow: ${what}`);
 
-/** Throws unless an Apollo result has data and no error. */
+/**
+ * Throws unless an Apollo result has data and no error. (With Apollo's
+ * default errorPolicy "none", query and mutate already reject on a GraphQL
+ * error; the calls that expect one pass errorPolicy "all".)
+ */
 function ok<T>(r: { data?: T | null | undefined; error?: unknown }, what: string): T {
   if (r.error) throw new Error(`${what}: ${String(r.error)}`);
   if (r.data == null) throw new Error(`${what}: no data`);
@@ -106,7 +110,11 @@ async function main(): Promise<void> {
   });
 
   step(`register ${EMAIL}`);
-  const reg = await client.mutate({ mutation: RegisterDocument, variables: { input: { email: EMAIL, password: PASSWORD } } });
+  const reg = await client.mutate({
+    mutation: RegisterDocument,
+    variables: { input: { email: EMAIL, password: PASSWORD } },
+    errorPolicy: 'all', // answer { data, error } rather than throw
+  });
   // CONFLICT: the account exists already (DASHBOARD_EMAIL given); sign in to it.
   const taken = CombinedGraphQLErrors.is(reg.error) && reg.error.errors.every((e) => e.extensions?.code === 'CONFLICT');
   if (reg.error && !taken) throw new Error(`register: ${String(reg.error)}`);
@@ -239,15 +247,18 @@ async function main(): Promise<void> {
   step('delete the credential');
   const deleted = ok(await client.mutate({ mutation: DeleteCloudCredentialDocument, variables: { id: cred.id } }), 'deleteCloudCredential');
   assert.equal(deleted.deleteCloudCredential, true);
-  const missing = await client.query({ query: CloudCredentialDocument, variables: { id: cred.id }, fetchPolicy: 'network-only' });
-  assert.match(String(missing.error), /not found/);
+  const missing = await client.query({ query: CloudCredentialDocument, variables: { id: cred.id }, fetchPolicy: 'network-only', errorPolicy: 'all' });
+  assert.ok(CombinedGraphQLErrors.is(missing.error) && missing.error.errors[0]?.extensions?.code === 'NOT_FOUND', 'NOT_FOUND once deleted');
 
   step('sign out');
   const last = tabA.get()!;
   await auth.signOut();
   assert.equal(tabA.get(), null, 'the tokens are gone');
-  const after = await client.query({ query: MeDocument, fetchPolicy: 'network-only' });
+  const after = await client.query({ query: MeDocument, fetchPolicy: 'network-only', errorPolicy: 'all' });
   assert.equal(after.data?.me ?? null, null, 'me is null once signed out');
+  assert.ok(CombinedGraphQLErrors.is(after.error), 'me answers an error once signed out');
+  assert.equal(after.error.errors[0]?.extensions?.code, 'UNAUTHENTICATED');
+  assert.equal(after.error.errors[0]?.extensions?.reason, 'TOKEN_MISSING', 'no token is sent any more');
   const ended = await post(`${SERVER}/graphql`, MeDocument, {}, last.accessToken);
   assert.equal(ended.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED');
   assert.equal(ended.errors?.[0]?.extensions?.reason, 'SESSION_ENDED', 'the old access token is refused: the session ended');
@@ -256,7 +267,7 @@ async function main(): Promise<void> {
   // A client holding a token of an ended session signs out by itself.
   const stray = createClient({ server: SERVER, store: memoryStore(), onSignedOut: (r) => signedOut.push(`stray: ${r}`) });
   stray.auth.store.set({ ...last });
-  const strayMe = await stray.client.query({ query: MeDocument, fetchPolicy: 'network-only' });
+  const strayMe = await stray.client.query({ query: MeDocument, fetchPolicy: 'network-only', errorPolicy: 'all' });
   assert.equal(strayMe.data?.me ?? null, null);
   assert.equal(stray.auth.store.get(), null, 'SESSION_ENDED signed the client out, without refreshing');
   assert.equal(stray.auth.refreshes, 0);
