@@ -169,8 +169,8 @@ func Close(db *gorm.DB) error {
 // on SQLite a ping touches no file, so a database file gone or unreadable
 // would still look ready (SPEC §10: /readyz answers from a read).
 func Ping(ctx context.Context, db *gorm.DB) error {
-	var version int64
-	return db.WithContext(ctx).Raw("SELECT version FROM schema_migrations LIMIT 1").Row().Scan(&version)
+	var version []int64
+	return db.WithContext(ctx).Raw("SELECT version FROM schema_migrations LIMIT 1").Scan(&version).Error
 }
 
 func isPostgres(db *gorm.DB) bool { return db.Dialector.Name() == "postgres" }
