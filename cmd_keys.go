@@ -200,6 +200,18 @@ func forced(force bool) string {
 	return ""
 }
 
+// addToKeySet reads the configured key set (an existing file may be
+// empty) and returns it with a new key appended, and where it came from;
+// nothing is written yet.
+func addToKeySet(cfg *config.Config) (*keyring.Keyring, string, app.KeySource, error) {
+	k, src, err := app.ExistingKeysOrEmpty(cfg)
+	if err != nil {
+		return nil, "", src, err
+	}
+	added, kid, err := addKey(k)
+	return added, kid, src, err
+}
+
 // addKey returns the key set with a new key appended (the first key of an
 // empty set).
 func addKey(k *keyring.Keyring) (*keyring.Keyring, string, error) {
@@ -226,11 +238,7 @@ func addKey(k *keyring.Keyring) (*keyring.Keyring, string, error) {
 // when there is one; before the first server ever ran there is none, and
 // the command says so.
 func keysAdd(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) error {
-	k, src, err := app.ExistingKeysOrEmpty(cfg)
-	if err != nil {
-		return err
-	}
-	added, kid, err := addKey(k)
+	added, kid, src, err := addToKeySet(cfg)
 	if err != nil {
 		return err
 	}
@@ -264,11 +272,7 @@ func keysAdd(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) 
 // keysRotate is add, then activate once every live server holds the new
 // key (waiting up to wait).
 func keysRotate(ctx context.Context, cfg *config.Config, wait time.Duration, stdout, stderr io.Writer) error {
-	k, src, err := app.ExistingKeysOrEmpty(cfg)
-	if err != nil {
-		return err
-	}
-	added, kid, err := addKey(k)
+	added, kid, src, err := addToKeySet(cfg)
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,19 @@ func (s *Service) Viewer(ctx context.Context) (*models.User, error) {
 	return u, nil
 }
 
+// Self returns the caller of the request when u is their own account. The
+// fields a user sees only of themselves (sessions, securityEvents) are null
+// on every other user, admins included: ok is false then, and for a
+// request with no caller, without an error.
+func (s *Service) Self(ctx context.Context, u *models.User) (c Caller, ok bool, err error) {
+	viewer, err := s.Viewer(ctx)
+	if err != nil || viewer == nil || viewer.ID != u.ID {
+		return Caller{}, false, err
+	}
+	c, err = CallerFrom(ctx)
+	return c, err == nil, err
+}
+
 // The refusals of an access token, by reason. Only an expired one is worth
 // a refresh.
 var (

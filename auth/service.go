@@ -107,13 +107,21 @@ func (s *Service) Register(ctx context.Context, email, password string) (*models
 	if err != nil {
 		return nil, err
 	}
+	return s.insertUser(ctx, models.NewUser{Email: email, PasswordHash: hash, FirstUserAdmin: s.firstAdmin},
+		func(u *models.User) audit.Event {
+			return userEvent(audit.UserRegistered, u.ID, u.ID, "status="+string(u.Status)+adminDetail(u))
+		})
+}
+
+// insertUser stores a new account and records its event in one transaction.
+func (s *Service) insertUser(ctx context.Context, n models.NewUser, event func(*models.User) audit.Event) (*models.User, error) {
 	var u *models.User
-	err = s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
-		u, err = models.InsertUser(ctx, tx, models.NewUser{Email: email, PasswordHash: hash, FirstUserAdmin: s.firstAdmin})
-		if err != nil {
+	err := s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
+		var err error
+		if u, err = models.InsertUser(ctx, tx, n); err != nil {
 			return audit.Event{}, err
 		}
-		return userEvent(audit.UserRegistered, u.ID, u.ID, "status="+string(u.Status)+adminDetail(u)), nil
+		return event(u), nil
 	})
 	return u, err
 }
@@ -137,15 +145,10 @@ func (s *Service) CreateUser(ctx context.Context, admin *models.User, email, pas
 	if err != nil {
 		return nil, err
 	}
-	var u *models.User
-	err = s.audit.Do(ctx, func(tx *gorm.DB) (audit.Event, error) {
-		u, err = models.InsertUser(ctx, tx, models.NewUser{Email: email, PasswordHash: hash, Approved: true, ApprovedBy: admin.ID})
-		if err != nil {
-			return audit.Event{}, err
-		}
-		return userEvent(audit.UserCreated, admin.ID, u.ID, "status="+string(u.Status)), nil
-	})
-	return u, err
+	return s.insertUser(ctx, models.NewUser{Email: email, PasswordHash: hash, Approved: true, ApprovedBy: admin.ID},
+		func(u *models.User) audit.Event {
+			return userEvent(audit.UserCreated, admin.ID, u.ID, "status="+string(u.Status))
+		})
 }
 
 // newAccountHash validates a new account's email and password and hashes

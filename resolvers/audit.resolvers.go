@@ -53,12 +53,8 @@ func (r *queryResolver) AuditEvents(ctx context.Context, first *int, after *stri
 
 // SecurityEvents is the resolver for the securityEvents field.
 func (r *userResolver) SecurityEvents(ctx context.Context, obj *models.User, first *int, after *string) (*graph.AuditEventConnection, error) {
-	viewer, err := r.Auth.Viewer(ctx)
-	if err != nil || viewer == nil || viewer.ID != obj.ID {
-		return nil, err // only on the caller's own User
-	}
-	c, err := caller(ctx)
-	if err != nil {
+	c, ok, err := r.Auth.Self(ctx, obj)
+	if !ok {
 		return nil, err
 	}
 	n, cursor := 20, ""

@@ -32,12 +32,8 @@ func (r *sessionResolver) Current(ctx context.Context, obj *models.Session) (boo
 
 // Sessions is the resolver for the sessions field.
 func (r *userResolver) Sessions(ctx context.Context, obj *models.User) ([]*models.Session, error) {
-	viewer, err := r.Auth.Viewer(ctx)
-	if err != nil || viewer == nil || viewer.ID != obj.ID {
-		return nil, err // only on the caller's own User
-	}
-	c, err := caller(ctx)
-	if err != nil {
+	c, ok, err := r.Auth.Self(ctx, obj)
+	if !ok {
 		return nil, err
 	}
 	sessions, err := r.Auth.Sessions(ctx, c)
