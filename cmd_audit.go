@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"cloudkeys/app"
+	"cloudkeys/audit"
 	"cloudkeys/config"
 )
 
@@ -27,7 +30,7 @@ servers run.
 
 Removing the newest rows leaves a chain that verifies: compare the head this
 prints with the head servers log once a minute ("audit chain head") and
-export in their metrics, or pass the last head you trust as --head SEQ.`
+export in their metrics, or pass the last head you trust as --head SEQ:MAC.`
 
 // auditCommand runs `cloudkeys audit …`.
 func auditCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -39,7 +42,7 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	c := newCommand("audit verify", "cloudkeys audit verify [flags]", auditVerifyAbout)
 	cfg := config.Read(getenv)
 	cfg.DatabaseFlags(c.fs)
-	head := c.fs.Int64("head", 0, "a head sequence number seen before (a server's log or metrics): fail if the chain now ends before it")
+	head := c.fs.String("head", "", "a head seen before, SEQ or SEQ:MAC (a server's \"audit chain head\" log line or its metrics): fail unless the chain still holds it")
 	positional, err := c.parse(rest, stdout, stderr)
 	if err != nil {
 		return err
@@ -50,16 +53,21 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	if err := cfg.Finish(false); err != nil {
 		return err
 	}
-	rep, err := app.VerifyAudit(ctx, cfg)
+	var seen audit.Link
+	if *head != "" {
+		seqText, mac, _ := strings.Cut(*head, ":")
+		seq, err := strconv.ParseInt(seqText, 10, 64)
+		if err != nil || seq < 1 {
+			return c.usageError(stderr, "--head is SEQ or SEQ:MAC, e.g. --head 1042:9f86d08…, not %q", *head)
+		}
+		seen = audit.Link{Seq: seq, MAC: mac}
+	}
+	rep, err := app.VerifyAudit(ctx, cfg, seen)
 	if err != nil {
 		return err
 	}
 	if !rep.OK {
 		return fmt.Errorf("the audit trail of %s does not verify: %s", cfg.DatabaseName(), rep.FirstBad)
-	}
-	if *head > rep.Head.Seq {
-		return fmt.Errorf("the audit trail of %s ends at row %d, before the head %d seen earlier: its newest rows were removed",
-			cfg.DatabaseName(), rep.Head.Seq, *head)
 	}
 	if rep.Rows == 0 {
 		fmt.Fprintf(stdout, "the audit trail of %s is empty.\n", cfg.DatabaseName())

@@ -34,6 +34,20 @@ func TestAuditVerifyCommand(t *testing.T) {
 			if _, _, err := e.run(t, "audit", "verify", "--head", "7"); err == nil || !strings.Contains(err.Error(), "newest rows were removed") {
 				t.Fatalf("--head past the chain: %v", err)
 			}
+			// The head a server exported: its MAC must still be the row's.
+			app = e.open(t)
+			seq, mac, err := audit.Head(ctx, app.DB)
+			app.Close()
+			if err != nil || seq != 5 {
+				t.Fatalf("head %d %v", seq, err)
+			}
+			e.mustRun(t, "audit", "verify", "--head", "5:"+mac)
+			if _, _, err := e.run(t, "audit", "verify", "--head", "5:"+strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "rewritten") {
+				t.Fatalf("--head with another MAC: %v", err)
+			}
+			if _, _, err := e.run(t, "audit", "verify", "--head", "x"); err == nil {
+				t.Fatal("--head x accepted")
+			}
 
 			exec := func(sql string) {
 				t.Helper()

@@ -46,7 +46,7 @@ type App struct {
 	Audit *audit.Log
 	// auditStop ends the audit trail's upkeep (startAuditUpkeep).
 	auditStop, auditDone chan struct{}
-	auditHead            atomic.Int64 // the chain head's seq, as last read
+	auditHead            atomic.Pointer[audit.Link] // the chain head, as last read
 	// Meter counts relayed calls and writes them in batches; Forwarder
 	// holds the relay's upstream connections.
 	Meter     *relay.Meter

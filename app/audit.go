@@ -25,11 +25,17 @@ const (
 // startAuditUpkeep logs the chain's head once a minute and prunes events
 // older than CLOUDKEYS_AUDIT_RETENTION once an hour, until Close.
 //
-// The head is also exported in the metrics (cloudkeys_audit_chain_head_seq),
+// The head is also exported in the metrics (cloudkeys_audit_chain_head_seq
+// and cloudkeys_audit_chain_head{mac}),
 // as last read: a scrape never queries the database.
 func (a *App) startAuditUpkeep() {
 	a.auditStop, a.auditDone = make(chan struct{}), make(chan struct{})
-	a.Metrics.AuditChainHead(func() float64 { return float64(a.auditHead.Load()) })
+	a.Metrics.AuditChainHead(func() (int64, string) {
+		if h := a.auditHead.Load(); h != nil {
+			return h.Seq, h.MAC
+		}
+		return 0, ""
+	})
 	go func() {
 		defer close(a.auditDone)
 		head := time.NewTicker(auditHeadEvery)
@@ -44,7 +50,7 @@ func (a *App) startAuditUpkeep() {
 			if seq, mac, err := audit.Head(ctx, a.DB); err != nil {
 				a.Log.Warn("reading the audit chain's head failed", "error", err)
 			} else {
-				a.auditHead.Store(seq)
+				a.auditHead.Store(&audit.Link{Seq: seq, MAC: mac})
 				a.Log.Info("audit chain head", "seq", seq, "mac", mac)
 			}
 			select {
@@ -83,8 +89,12 @@ func (a *App) stopAuditUpkeep() {
 
 // VerifyAudit recomputes the audit chain of the configured database with
 // the configured audit key (cloudkeys audit verify). It needs no JWT
-// secret or encryption key, never migrates, and writes nothing.
-func VerifyAudit(ctx context.Context, cfg *config.Config) (audit.Report, error) {
+// secret or encryption key, never migrates, and writes nothing. A head
+// seen earlier (seq, and its MAC when known: a server's log or metrics)
+// must still be in the chain: a chain cut at its end, or rewritten from a
+// row on by someone holding the key, verifies on its own but not against
+// the head.
+func VerifyAudit(ctx context.Context, cfg *config.Config, seen audit.Link) (audit.Report, error) {
 	key, err := cfg.LoadAuditKey()
 	if err != nil {
 		return audit.Report{}, err
@@ -99,7 +109,25 @@ func VerifyAudit(ctx context.Context, cfg *config.Config) (audit.Report, error) 
 		return audit.Report{}, migrateFirst(cfg, err, "audit verify")
 	}
 	defer models.Close(db)
-	return audit.Verify(ctx, db, key)
+	rep, err := audit.Verify(ctx, db, key)
+	if err != nil || !rep.OK || seen.Seq == 0 {
+		return rep, err
+	}
+	if seen.Seq > rep.Head.Seq {
+		return rep, fmt.Errorf("the audit trail of %s ends at row %d, before the head %d seen earlier: its newest rows were removed",
+			cfg.DatabaseName(), rep.Head.Seq, seen.Seq)
+	}
+	if seen.MAC != "" && seen.Seq >= rep.From {
+		var macs []string
+		if err := db.WithContext(ctx).Raw("SELECT mac FROM audit_events WHERE seq = ?", seen.Seq).Scan(&macs).Error; err != nil {
+			return rep, err
+		}
+		if len(macs) != 1 || macs[0] != seen.MAC {
+			return rep, fmt.Errorf("the audit trail of %s does not hold the head seen earlier: row %d has another MAC than %s — the chain was rewritten from there",
+				cfg.DatabaseName(), seen.Seq, seen.MAC)
+		}
+	}
+	return rep, nil
 }
 
 // OpenAudit returns the audit trail of db for a command that records

@@ -30,12 +30,14 @@ func sessionEvent(action audit.Action, userID, sessionID, detail string) audit.E
 		TargetType: "session", TargetID: sessionID, Detail: detail}
 }
 
-// signInRefused records a sign-in that was refused or failed: for the
-// account user (nil when the email has none) of email, with why as the
-// detail. Throttled refusals are recorded once per email and per address
-// in each window of the login throttle, so a flood is not a flood of rows.
-func (s *Service) signInRefused(ctx context.Context, email string, user *models.User, outcome audit.Outcome, why error) error {
-	e := audit.Event{Action: audit.SignIn, Outcome: outcome, TargetType: "email", TargetID: email}
+// signInRefused records a password check that was refused or failed (a
+// sign-in, or changePassword's check of the current password: action):
+// for the account user (nil when the email has none) of email, with why as
+// the detail. Throttled refusals are recorded once per email and per
+// address in each window of the login throttle, so a flood is not a flood
+// of rows.
+func (s *Service) signInRefused(ctx context.Context, action audit.Action, email string, user *models.User, outcome audit.Outcome, why error) error {
+	e := audit.Event{Action: action, Outcome: outcome, TargetType: "email", TargetID: email}
 	if user != nil {
 		e.TargetType, e.TargetID = "user", user.ID // the actor is unknown: whoever tried
 	}

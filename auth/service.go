@@ -179,7 +179,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		user   *models.User
 		rehash bool
 	)
-	ok, err := s.throttled(ctx, email, clientAddr, func() (bool, error) {
+	ok, err := s.throttled(ctx, audit.SignIn, email, clientAddr, func() (bool, error) {
 		var err error
 		if user, err = s.userByEmail(ctx, email); err != nil {
 			return false, err
@@ -195,10 +195,10 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		return nil, err
 	}
 	if !ok {
-		return nil, refused(errCredentials, s.signInRefused(ctx, email, user, audit.Failed, errCredentials))
+		return nil, refused(errCredentials, s.signInRefused(ctx, audit.SignIn, email, user, audit.Failed, errCredentials))
 	}
 	if err := models.CanSignIn(user); err != nil {
-		return nil, refused(err, s.signInRefused(ctx, email, user, audit.Refused, err))
+		return nil, refused(err, s.signInRefused(ctx, audit.SignIn, email, user, audit.Refused, err))
 	}
 	if rehash {
 		s.rehash(ctx, user, password)
@@ -260,7 +260,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken, clientAddr string) 
 	user, session, token, err := models.RotateRefreshToken(ctx, s.db, presented, nextHash, clientAddr, s.sessions, s.now())
 	if reused, ok := errors.AsType[*models.RefreshReusedError](err); ok {
 		s.log.WarnContext(ctx, "refresh token reused: session revoked", "detail", err.Error())
-		e := sessionEvent(audit.RefreshTokenReused, reused.UserID, reused.SessionID, "session revoked")
+		// The actor is whoever presented the token (the owner or a thief):
+		// unknown. The target is the account, whose session was revoked.
+		e := userEvent(audit.RefreshTokenReused, "", reused.UserID, "session "+reused.SessionID+" revoked")
 		e.Outcome = audit.Refused
 		return nil, refused(err, s.audit.Append(ctx, nil, e))
 	}
@@ -318,7 +320,7 @@ func (s *Service) ChangePassword(ctx context.Context, c Caller, current, next st
 	if err := ValidatePassword("newPassword", next); err != nil {
 		return err
 	}
-	ok, err := s.throttled(ctx, user.Email, ClientAddr(ctx), func() (bool, error) {
+	ok, err := s.throttled(ctx, audit.PasswordChanged, user.Email, ClientAddr(ctx), func() (bool, error) {
 		ok, _, err := s.hasher.Verify(ctx, current, user.PasswordHash)
 		return ok, err
 	})

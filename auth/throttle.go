@@ -17,7 +17,10 @@ import (
 // (false, nil) stays counted as a failure, a right one forgives the email's
 // failures, and an error (the hasher busy, the database down) leaves no
 // trace.
-func (s *Service) throttled(ctx context.Context, email, addr string, verify func() (bool, error)) (bool, error) {
+//
+// A refusal is recorded in the audit trail as action (SIGN_IN, or
+// PASSWORD_CHANGED for changePassword's check) REFUSED, once per window.
+func (s *Service) throttled(ctx context.Context, action audit.Action, email, addr string, verify func() (bool, error)) (bool, error) {
 	now := s.now()
 	s.prune(ctx, now)
 	attempt, err := models.BeginLogin(ctx, s.db, email, throttleAddr(addr), s.limits, now)
@@ -25,7 +28,7 @@ func (s *Service) throttled(ctx context.Context, email, addr string, verify func
 		if e := apperr.As(err); e != nil && e.Code == apperr.RateLimited {
 			s.log.WarnContext(ctx, "sign-in attempt refused: too many failures", "client_addr", addr, "retry_after", e.RetryAfter)
 			s.observeRefusal(LimitSignIn, err)
-			return false, refused(err, s.signInRefused(ctx, email, nil, audit.Refused, err))
+			return false, refused(err, s.signInRefused(ctx, action, email, nil, audit.Refused, err))
 		}
 		return false, err
 	}

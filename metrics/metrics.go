@@ -378,17 +378,34 @@ func (m *Metrics) DatabasePool(db *sql.DB) {
 	m.reg.MustRegister(collectors.NewDBStatsCollector(db, namespace))
 }
 
-// AuditChainHead registers cloudkeys_audit_chain_head_seq, the sequence
-// number of the newest audit record, read from head at scrape time (so
-// head should return a value kept in memory, not query the database).
-// This is the hook for the audit trail (SPEC §9, §10): app calls it once
-// the audit package keeps its chain head.
-func (m *Metrics) AuditChainHead(head func() float64) {
+// AuditChainHead registers the audit chain's head, read from head at
+// scrape time (so head should return what was last read, kept in memory,
+// not query the database): cloudkeys_audit_chain_head_seq, the sequence
+// number of the newest record, and cloudkeys_audit_chain_head{mac} 1, its
+// MAC — what `cloudkeys audit verify --head SEQ:MAC` compares, to see that
+// no newest rows were removed (a chain cut at its end still verifies).
+func (m *Metrics) AuditChainHead(head func() (seq int64, mac string)) {
 	if m == nil {
 		return
 	}
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "audit",
-		Name: "chain_head_seq", Help: "Sequence number of the newest record of the audit chain."}, head))
+	m.reg.MustRegister(&auditHead{head: head,
+		seq: prometheus.NewDesc(namespace+"_audit_chain_head_seq", "Sequence number of the newest record of the audit chain.", nil, nil),
+		mac: prometheus.NewDesc(namespace+"_audit_chain_head", "Always 1: the MAC of the newest record of the audit chain.", []string{"mac"}, nil)})
+}
+
+type auditHead struct {
+	head     func() (int64, string)
+	seq, mac *prometheus.Desc
+}
+
+func (a *auditHead) Describe(ch chan<- *prometheus.Desc) { ch <- a.seq; ch <- a.mac }
+
+func (a *auditHead) Collect(ch chan<- prometheus.Metric) {
+	seq, mac := a.head()
+	ch <- prometheus.MustNewConstMetric(a.seq, prometheus.GaugeValue, float64(seq))
+	if mac != "" {
+		ch <- prometheus.MustNewConstMetric(a.mac, prometheus.GaugeValue, 1, mac)
+	}
 }
 
 // buildInfo is cloudkeys_build_info{version, revision, goversion} 1, from

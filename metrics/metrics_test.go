@@ -18,7 +18,7 @@ func TestNilIsOff(t *testing.T) {
 	m.RelayCall("OPENAI", "GROQ", "POST chat/completions", 200, time.Millisecond, 1, 2)
 	m.HashPools(nil)
 	m.DatabasePool(nil)
-	m.AuditChainHead(func() float64 { return 0 })
+	m.AuditChainHead(func() (int64, string) { return 0, "" })
 }
 
 func TestLabelsStayInTheirSets(t *testing.T) {

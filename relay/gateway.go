@@ -146,8 +146,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rest string, c
 	}
 	t := Target{APIType: cred.APIType, BaseURL: cred.EffectiveBaseURL(), APIKey: cred.APIKey,
 		NeedsReentry: cred.KeyStatus() == models.KeyNeedsReentry, AllowedModels: allowed}
+	counted := g.Meter.Start(cred.ID, keyID)
 	g.Forwarder.Forward(w, r, rest, t, func(out Outcome) {
-		g.Meter.Record(cred.ID, keyID, out)
+		counted(out)
 		g.observe(cred.APIType, cred.BackendType, out)
 		g.Log.LogAttrs(r.Context(), slog.LevelInfo, "relayed call",
 			slog.String("relay_key_id", keyID), slog.String("credential_id", cred.ID),

@@ -26,6 +26,10 @@ type Meter struct {
 
 	mu      sync.Mutex
 	pending map[models.UsageKey]models.Usage
+	// active counts the calls in progress per key and credential (Start),
+	// so that each flush stamps their lastUsedAt: a ten-minute stream is in
+	// use all along, and lastUsedAt is at most a flush interval stale.
+	active map[activeKey]int
 
 	stop chan struct{}
 	done chan struct{}
@@ -38,9 +42,30 @@ func NewMeter(db *gorm.DB, interval time.Duration, log *slog.Logger, now func() 
 		now = models.Now
 	}
 	m := &Meter{db: db, log: log, interval: interval, now: now,
-		pending: map[models.UsageKey]models.Usage{}, stop: make(chan struct{}), done: make(chan struct{})}
+		pending: map[models.UsageKey]models.Usage{}, active: map[activeKey]int{},
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go m.run()
 	return m
+}
+
+type activeKey struct{ credentialID, keyID string }
+
+// Start notes a call of relay key keyID ("" for the browser path) of
+// credential credentialID in progress, and returns what counts it when it
+// ends (Record). Until then every flush stamps the key's lastUsedAt.
+func (m *Meter) Start(credentialID, keyID string) (done func(Outcome)) {
+	k := activeKey{credentialID, keyID}
+	m.mu.Lock()
+	m.active[k]++
+	m.mu.Unlock()
+	return func(o Outcome) {
+		m.mu.Lock()
+		if m.active[k]--; m.active[k] <= 0 {
+			delete(m.active, k)
+		}
+		m.mu.Unlock()
+		m.Record(credentialID, keyID, o)
+	}
 }
 
 // Record counts one call against relay key keyID ("" for the owner's
@@ -85,7 +110,14 @@ func (m *Meter) run() {
 // Flush writes the pending counts now. On failure they stay pending (added
 // to whatever comes meanwhile) for the next flush.
 func (m *Meter) Flush(ctx context.Context) error {
+	now := m.now()
 	m.mu.Lock()
+	for k := range m.active {
+		uk := models.UsageKey{CredentialID: k.credentialID, RelayKeyID: k.keyID, Day: models.DayOf(now)}
+		acc := m.pending[uk]
+		acc.Add(models.Usage{LastUsedAt: &now})
+		m.pending[uk] = acc
+	}
 	batch := m.pending
 	m.pending = map[models.UsageKey]models.Usage{}
 	m.mu.Unlock()

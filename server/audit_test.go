@@ -163,7 +163,7 @@ func TestAuditTrailRecordsEachEvent(t *testing.T) {
 		if e := one("RELAY_KEY_REVOKED/SUCCEEDED"); str(e.TargetID) != rk.ID || str(e.TargetType) != "relay_key" {
 			t.Errorf("relay key revoked: %+v", e)
 		}
-		if e := one("REFRESH_TOKEN_REUSED/REFUSED"); str(e.ActorID) != u.ID || str(e.TargetType) != "session" {
+		if e := one("REFRESH_TOKEN_REUSED/REFUSED"); e.ActorID != nil || str(e.TargetID) != u.ID || str(e.TargetType) != "user" {
 			t.Errorf("reuse: %+v", e)
 		}
 		if e := one("SIGN_IN/REFUSED"); str(e.Detail) != "RATE_LIMITED" || str(e.TargetID) != email {
@@ -332,5 +332,30 @@ func TestAuditChainWithTwoReplicas(t *testing.T) {
 	}
 	if rep.Head.Seq != rep.Rows || rep.From != 1 {
 		t.Fatalf("sequence numbers are not contiguous: %+v", rep)
+	}
+}
+
+// changePassword's throttled check is recorded as what it is, once per window.
+func TestThrottledPasswordChangeIsAuditedAsSuch(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.LoginMaxPerEmail, cfg.LoginMaxPerAddr = 2, 1000
+	app, _, c, email := appWithUser(t, cfg)
+	me := c.withToken(c.login(email, "password-"+email).AccessToken)
+	const change = `mutation($old: String!) { changePassword(currentPassword: $old, newPassword: "a new password") }`
+	for range 2 {
+		me.do(change, map[string]any{"old": "a guess"}).wantCode(t, "changePassword", "BAD_USER_INPUT")
+	}
+	for range 3 {
+		me.do(change, map[string]any{"old": "another guess"}).wantCode(t, "changePassword", "RATE_LIMITED")
+	}
+	if n := app.count(t, "SELECT COUNT(*) FROM audit_events WHERE action = 'PASSWORD_CHANGED' AND outcome = 'REFUSED'"); n != 1 {
+		t.Errorf("%d PASSWORD_CHANGED/REFUSED rows, want 1 (once per window)", n)
+	}
+	if n := app.count(t, "SELECT COUNT(*) FROM audit_events WHERE action = 'PASSWORD_CHANGED' AND outcome = 'FAILED'"); n != 2 {
+		t.Errorf("%d PASSWORD_CHANGED/FAILED rows, want 2", n)
+	}
+	if n := app.count(t, "SELECT COUNT(*) FROM audit_events WHERE action = 'SIGN_IN' AND outcome = 'REFUSED'"); n != 0 {
+		t.Errorf("a throttled password change recorded as a sign-in")
 	}
 }

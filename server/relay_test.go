@@ -5,12 +5,15 @@ package server_test
 // usage read back over GraphQL.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"cloudkeys/config"
 	"cloudkeys/relay/fakeprovider"
@@ -285,4 +288,32 @@ func TestRelayTestCredentialModels(t *testing.T) {
 	if !res.OK || !slices.Equal(res.Models, fakeprovider.Models) {
 		t.Errorf("test result %+v, want models %v", res, fakeprovider.Models)
 	}
+}
+
+// A long stream is in use all along: each flush while it runs stamps its
+// key's lastUsedAt (at most a flush interval stale), before the call is
+// counted at its end.
+func TestRelayLastUsedDuringAStream(t *testing.T) {
+	e := newRelayEnv(t, nil, fakeprovider.Options{EventDelay: 300 * time.Millisecond})
+	key, secret := e.c.createRelayKey(e.openAI.ID, nil)
+	res := e.send(t, context.Background(), "POST", "/relay/v1/chat/completions", chatBody("gpt-4o", true, true), "Authorization", "Bearer "+secret)
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	if _, err := br.ReadString('\n'); err != nil { // the stream has begun
+		t.Fatal(err)
+	}
+	u := e.keyUsage(t, key.ID) // flushes the meter mid-stream
+	if u.LastUsedAt == nil || u.Requests != 0 {
+		t.Fatalf("mid-stream usage %+v: want lastUsedAt set and the request not counted yet", u)
+	}
+	io.Copy(io.Discard, br)
+	res.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) { // bounded: the call is counted as its handler returns
+		if u = e.keyUsage(t, key.ID); u.Requests == 1 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("after the stream: %+v, want 1 request", u)
 }
