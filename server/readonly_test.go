@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -99,4 +102,116 @@ func TestReadOnlyDatabaseRecovers(t *testing.T) {
 	if n := len(c.listCreds()); n != 2 {
 		t.Fatalf("%d credentials after recovery, want 2 (nothing of the failed write kept)", n)
 	}
+}
+
+// PostgreSQL going away under a bounded load: requests fail cleanly (a
+// masked INTERNAL_SERVER_ERROR, /readyz 503) and recover without a restart
+// of cloudkeys, and no write is half done: every credential stored has its
+// audit event, and every failed one left nothing.
+func TestDatabaseOutageUnderLoad(t *testing.T) {
+	t.Parallel()
+	base := postgresURL(t)
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	ctx := context.Background()
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "ck_out_" + hex.EncodeToString(b)
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("PostgreSQL is required for this test: %v", err)
+	}
+	setOutage := func(down bool) {
+		t.Helper()
+		allow := map[bool]string{true: "false", false: "true"}[down]
+		if _, err := admin.ExecContext(ctx, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS "+allow); err != nil {
+			t.Fatal(err)
+		}
+		if down {
+			if _, err := admin.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		setOutage(true)
+		admin.Exec("DROP DATABASE IF EXISTS " + name)
+	})
+
+	cfg := testConfig(t)
+	cfg.DatabaseURL = strings.Replace(base, "/test?", "/"+name+"?", 1)
+	app := credApp(t, cfg)
+	ready := func() int {
+		res, err := http.Get(app.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	waitReady := func(want int) {
+		t.Helper()
+		for range 100 { // bounded: 10 s
+			if ready() == want {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("/readyz never answered %d", want)
+	}
+	const writers, each = 4, 30
+	clients := make([]*client, writers)
+	for i := range clients {
+		clients[i], _ = app.user(t, fmt.Sprintf("w%d@example.com", i))
+	}
+	var ok, failed atomic.Int64
+	var badCode atomic.Value
+	started := make(chan struct{}, writers*each)
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Go(func() {
+			for j := range each {
+				r := c.do(createMutation, map[string]any{"input": openAIInput(fmt.Sprintf("k%d", j), apiKey(t))})
+				switch {
+				case len(r.Errors) == 0:
+					ok.Add(1)
+				case r.Errors[0].Extensions["code"] == "INTERNAL_SERVER_ERROR" && r.Errors[0].Message == "internal server error":
+					failed.Add(1)
+				default:
+					badCode.Store(r.String())
+				}
+				started <- struct{}{}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	for range writers * 5 { // some writes land first
+		<-started
+	}
+	setOutage(true)
+	waitReady(http.StatusServiceUnavailable)
+	time.Sleep(300 * time.Millisecond) // writes meet the outage
+	setOutage(false)
+	waitReady(http.StatusOK)
+	wg.Wait()
+
+	if v := badCode.Load(); v != nil {
+		t.Fatalf("a write during the outage failed otherwise than a masked internal error: %s", v)
+	}
+	if failed.Load() == 0 {
+		t.Fatal("no write met the outage: the test proved nothing")
+	}
+	stored := int64(0)
+	for _, c := range clients {
+		stored += int64(len(c.listCreds()))
+	}
+	audited := int64(app.count(t, "SELECT COUNT(*) FROM audit_events WHERE action = 'CREDENTIAL_CREATED'"))
+	t.Logf("%d writes succeeded, %d failed during the outage; %d stored, %d audited", ok.Load(), failed.Load(), stored, audited)
+	if stored != ok.Load() || audited != ok.Load() {
+		t.Fatalf("%d writes answered success, %d credentials stored, %d audited: a write was half done", ok.Load(), stored, audited)
+	}
+	// And it serves again, without a restart.
+	clients[0].createCred(openAIInput("after", apiKey(t)))
 }
