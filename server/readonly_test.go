@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,4 +217,66 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 	}
 	// And it serves again, without a restart.
 	clients[0].createCred(openAIInput("after", apiKey(t)))
+}
+
+// An SQLite database file that becomes read-only (made immutable with
+// chattr +i, which binds root too, and already open descriptors): writes
+// fail cleanly and nothing of them is kept; once the file is writable
+// again, service recovers without a restart.
+func TestSQLiteFileReadOnlyRecovers(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("chattr"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root and chattr (e2fsprogs) in CI")
+		}
+		t.Skip("this test needs root and chattr (e2fsprogs)")
+	}
+	cfg := testConfig(t)
+	app := credApp(t, cfg)
+	c, _ := app.user(t, "ada@example.com")
+	c.createCred(openAIInput("before", apiKey(t)))
+	// The database and its write-ahead log; not the -shm index, which
+	// SQLite maps in memory: an immutable mapping faults (SIGBUS), which
+	// is not a read-only database but a broken machine.
+	files := []string{filepath.Join(cfg.DataDir, "cloudkeys.db"), filepath.Join(cfg.DataDir, "cloudkeys.db-wal")}
+	chattr := func(flag string) {
+		t.Helper()
+		if out, err := exec.Command("chattr", append([]string{flag}, files...)...).CombinedOutput(); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("chattr %s: %v %s", flag, err, out)
+			}
+			t.Skipf("chattr %s does not work here: %v %s", flag, err, out)
+		}
+	}
+	chattr("+i")
+	t.Cleanup(func() { exec.Command("chattr", append([]string{"-i"}, files...)...).Run() })
+
+	failed := 0
+	for i := range 5 {
+		r := c.do(createMutation, map[string]any{"input": openAIInput(fmt.Sprintf("during%d", i), apiKey(t))})
+		if len(r.Errors) == 0 {
+			t.Fatalf("a write succeeded on a read-only database file: %s", r)
+		}
+		if e := r.Errors[0]; e.Extensions["code"] != "INTERNAL_SERVER_ERROR" || e.Message != "internal server error" {
+			t.Fatalf("not a masked internal error: %s", r)
+		}
+		failed++
+	}
+	chattr("-i")
+	var r *response
+	for range 40 { // bounded
+		if r = c.do(createMutation, map[string]any{"input": openAIInput("after", apiKey(t))}); len(r.Errors) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(r.Errors) > 0 {
+		t.Fatalf("writes did not recover without a restart: %s", r)
+	}
+	if n := len(c.listCreds()); n != 2 {
+		t.Fatalf("%d credentials after %d failed writes, want 2: a failed write left something", n, failed)
+	}
+	if n := app.count(t, "SELECT COUNT(*) FROM audit_events WHERE action = 'CREDENTIAL_CREATED'"); n != 2 {
+		t.Fatalf("%d credential events, want 2", n)
+	}
 }
