@@ -294,7 +294,8 @@ var (
 // credential, with the provider key opened (or marked NEEDS_REENTRY). The
 // key must be live and its owner approved at now: a revoked or expired key
 // and a disabled or pending owner are refused on the next request, on every
-// replica.
+// replica — with the key and its credential returned beside the error, so
+// that the refusal counts against them. An unknown key returns neither.
 func RelayKeyBySecret(ctx context.Context, db *gorm.DB, secret string, now time.Time) (*RelayKey, *CloudCredential, error) {
 	if !strings.HasPrefix(secret, RelayKeyPrefix) || len(secret) != len(RelayKeyPrefix)+base64.RawURLEncoding.EncodedLen(relayKeyRandom) {
 		return nil, nil, ErrRelayKeyUnknown
@@ -314,20 +315,23 @@ func RelayKeyBySecret(ctx context.Context, db *gorm.DB, secret string, now time.
 		return nil, nil, err
 	}
 	k := &row.RelayKey
-	switch {
-	case k.RevokedAt != nil:
-		return nil, nil, ErrRelayKeyRevoked
-	case !k.Live(now):
-		return nil, nil, ErrRelayKeyExpired
-	case row.Status != StatusApproved:
-		return nil, nil, ErrRelayKeyDisabled
-	}
 	c, err := credentialFor(db.WithContext(ctx), k.UserID, k.CredentialID)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return nil, nil, ErrRelayKeyUnknown // deleted meanwhile (the key cascades with it)
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	// A key that exists but may not be used is refused with the key and
+	// its credential known: the refusal counts as an error of that key, in
+	// its credential's error shape.
+	switch {
+	case k.RevokedAt != nil:
+		return k, c, ErrRelayKeyRevoked
+	case !k.Live(now):
+		return k, c, ErrRelayKeyExpired
+	case row.Status != StatusApproved:
+		return k, c, ErrRelayKeyDisabled
 	}
 	return k, c, nil
 }

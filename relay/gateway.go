@@ -109,6 +109,11 @@ func (g *Gateway) serveKey(w http.ResponseWriter, r *http.Request, rest string) 
 	}
 	now := g.now()
 	key, cred, err := models.RelayKeyBySecret(ctx, g.DB, secret, now)
+	if err != nil && key != nil {
+		// revoked, expired, or its owner may not use it: known, so counted
+		g.refuse(w, r, cred.APIType, err, cred, key.ID, start)
+		return
+	}
 	if err != nil {
 		g.refuse(w, r, api, err, nil, "", start)
 		return

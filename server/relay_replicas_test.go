@@ -147,10 +147,11 @@ func TestRelayTwoReplicasOnPostgres(t *testing.T) {
 	// The limited key: 3 calls passed, 2 refused with 429 (errors).
 	wantLimited := okChatUsage(3)
 	wantLimited.requests, wantLimited.errors = 5, 2
-	// The credential: 2 calls of the revoked key, the limited key's 5, the
-	// shared key's 5; the refusals of the revoked key count against nobody.
+	// The credential: 2 calls of the revoked key and its refusal (an error:
+	// the key is known, so the refusal counts against it), the limited
+	// key's 5, the shared key's 5. Bob's calls are his credential's.
 	wantCred := okChatUsage(2 + 3 + 5)
-	wantCred.requests, wantCred.errors = 12, 2
+	wantCred.requests, wantCred.errors = 13, 3
 	for _, r := range []*relayEnv{a, b} {
 		if got := usageCountsOf(r.keyUsage(t, shared.ID)); got != okChatUsage(5) {
 			t.Errorf("%s: shared key usage %+v, want %+v", r.app.URL, got, okChatUsage(5))

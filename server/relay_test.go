@@ -317,3 +317,23 @@ func TestRelayLastUsedDuringAStream(t *testing.T) {
 	}
 	t.Fatalf("after the stream: %+v, want 1 request", u)
 }
+
+// A key that exists but may no longer be used is refused in its
+// credential's error shape, whatever header carried it, and the refusal
+// counts as an error of that key's credential; an unknown key counts
+// against nobody.
+func TestRelayDeadKeysCountAgainstTheirCredential(t *testing.T) {
+	e := newRelayEnv(t, nil, fakeprovider.Options{})
+	key, secret := e.c.createRelayKey(e.openAI.ID, nil)
+	e.c.must(`mutation($id: ID!) { revokeRelayKey(id: $id) { id } }`, map[string]any{"id": key.ID}, "revokeRelayKey", new(map[string]any))
+	a := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), "x-api-key", secret)
+	if a.status != 401 {
+		t.Fatalf("status %d", a.status)
+	}
+	a.errorShape(t, false) // OpenAI's, although x-api-key is Anthropic's header
+	e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), "Authorization", "Bearer ckr_"+strings.Repeat("A", 43))
+	if u := e.credUsage(t, e.openAI.ID); u.Requests != 1 || u.Errors != 1 {
+		t.Errorf("credential usage %+v: want the revoked key's refusal only (1 request, 1 error)", u)
+	}
+	e.app.wantLogsWithout(t, secret)
+}
