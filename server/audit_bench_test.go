@@ -44,7 +44,7 @@ func BenchmarkAuditCost(b *testing.B) {
 				p := app.client(b).login("bench@example.com", "password-bench@example.com")
 				logins = append(logins, time.Since(start))
 				c = app.client(b).withToken(p.AccessToken) // at most 50 live sessions: keep the newest
-				if i%90 == 0 { // stay under the credential cap
+				if i%90 == 0 {                             // stay under the credential cap
 					b.StopTimer()
 					for _, cr := range c.listCreds() {
 						c.must(`mutation($id: ID!) { deleteCloudCredential(id: $id) }`, map[string]any{"id": cr.ID}, "deleteCloudCredential", new(bool))
