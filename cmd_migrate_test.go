@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"net/http"
@@ -13,8 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"cloudkeys/internal/pgtest"
 	"cloudkeys/models"
 )
 
@@ -30,43 +28,8 @@ func allMigrations(t *testing.T) []models.Migration {
 }
 
 // postgresEnv points e at a fresh schema of the test PostgreSQL server
-// (dropped when the test ends). PostgreSQL tests fail, never skip, when it
-// is not reachable, unless CLOUDKEYS_TEST_POSTGRES_URL=off outside CI.
-func postgresEnv(t *testing.T, e env) {
-	t.Helper()
-	base := os.Getenv("CLOUDKEYS_TEST_POSTGRES_URL")
-	switch {
-	case base == "off" && os.Getenv("CI") != "":
-		t.Fatal("CLOUDKEYS_TEST_POSTGRES_URL=off is not allowed in CI: PostgreSQL tests must run")
-	case base == "off":
-		t.Skip("PostgreSQL tests turned off with CLOUDKEYS_TEST_POSTGRES_URL=off")
-	case base == "":
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("PostgreSQL is required for this test and is not reachable at %s: %v", base, err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	e["CLOUDKEYS_DATABASE_URL"] = base + sep + "search_path=" + schema
-}
+// (pgtest.Schema), dropped when the test ends.
+func postgresEnv(t *testing.T, e env) { e["CLOUDKEYS_DATABASE_URL"] = pgtest.Schema(t) }
 
 // migrate applies the pending migrations and reports them; serve
 // --no-migrate refuses to start while any is pending, naming how many and

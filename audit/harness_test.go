@@ -2,13 +2,8 @@ package audit_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,63 +11,16 @@ import (
 	"gorm.io/gorm"
 
 	"cloudkeys/audit"
+	"cloudkeys/internal/pgtest"
 	"cloudkeys/models"
 )
 
 // testKey is the audit key of the tests.
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-// postgresURL returns the PostgreSQL server tests use (as server/ does).
-// PostgreSQL tests fail, never skip, when it is unreachable;
-// CLOUDKEYS_TEST_POSTGRES_URL=off turns them off explicitly outside CI.
-func postgresURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("CLOUDKEYS_TEST_POSTGRES_URL")
-	if u == "off" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CLOUDKEYS_TEST_POSTGRES_URL=off is not allowed in CI: PostgreSQL tests must run")
-		}
-		t.Skip("PostgreSQL tests turned off with CLOUDKEYS_TEST_POSTGRES_URL=off")
-	}
-	if u == "" {
-		u = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	return u
-}
-
 // freshPostgres returns the URL of a new schema of the test server,
-// dropped when the test ends.
-func freshPostgres(t testing.TB) string {
-	t.Helper()
-	base := postgresURL(t)
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("PostgreSQL is required for this test and is not reachable at %s: %v\n"+
-			"start it (see README) or set CLOUDKEYS_TEST_POSTGRES_URL", base, err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
+// dropped when the test ends (pgtest.Schema).
+func freshPostgres(t testing.TB) string { return pgtest.Schema(t) }
 
 // testDB is one test database: open returns a new handle on it (a
 // replica), migrated by models.Open.

@@ -116,13 +116,6 @@ func CheckStoredKeys(ctx context.Context, db *gorm.DB) error {
 	return nil
 }
 
-// CountKeyID returns how many stored credentials use kid.
-func CountKeyID(ctx context.Context, db *gorm.DB, kid string) (int64, error) {
-	var n int64
-	err := db.WithContext(ctx).Model(&CloudCredential{}).Where("key_id = ?", kid).Count(&n).Error
-	return n, err
-}
-
 // sealedRow is a credential's ciphertext, read without the plugin.
 type sealedRow struct {
 	ID        string

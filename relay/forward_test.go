@@ -21,7 +21,7 @@ import (
 func TestForwardChatCompletion(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	a := e.call("POST", "/v1/chat/completions", chatBody("gpt-4o-mini", false, false))
+	a := e.call("POST", "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false))
 	if a.status != 200 {
 		t.Fatalf("status %d: %s", a.status, a.body)
 	}
@@ -79,11 +79,11 @@ func TestRequestHeaders(t *testing.T) {
 		wantAuth        map[string]string
 		wantUnsentNames []string
 	}{
-		{models.APIOpenAI, "/v1/chat/completions", chatBody("gpt-4o", false, false), "",
+		{models.APIOpenAI, "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", false, false), "",
 			map[string]string{"Authorization": "Bearer " + testKey}, []string{"X-Api-Key", "Anthropic-Version"}},
-		{models.APIAnthropic, "/v1/messages", messagesBody("claude-3-5-haiku-latest", false), "",
+		{models.APIAnthropic, "/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), "",
 			map[string]string{"X-Api-Key": testKey, "Anthropic-Version": probe.AnthropicVersion}, []string{"Authorization"}},
-		{models.APIAnthropic, "/v1/messages", messagesBody("claude-3-5-haiku-latest", false), "2024-01-01",
+		{models.APIAnthropic, "/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), "2024-01-01",
 			map[string]string{"X-Api-Key": testKey, "Anthropic-Version": "2024-01-01"}, []string{"Authorization"}},
 	} {
 		t.Run(string(tt.api)+tt.clientVersion, func(t *testing.T) {
@@ -139,7 +139,7 @@ func TestRequestHeaders(t *testing.T) {
 func TestResponseHeaders(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	a := e.call("POST", "/v1/chat/completions", chatBody("gpt-4o", false, false))
+	a := e.call("POST", "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", false, false))
 	want := map[string]string{"Content-Type": "application/json", "X-Request-Id": "req_fake_1", "Request-Id": "req_fake_1",
 		"X-Ratelimit-Remaining-Requests": "99", "Anthropic-Ratelimit-Requests-Remaining": "99"}
 	for name, v := range want {
@@ -154,7 +154,7 @@ func TestResponseHeaders(t *testing.T) {
 	}
 	e.outcome()
 
-	a = e.call("POST", "/v1/chat/completions", chatBody("trailer", false, false))
+	a = e.call("POST", "/v1/chat/completions", fakeprovider.ChatBody("trailer", false, false))
 	if a.status != 200 || len(a.trailer) != 0 || a.header.Get("Trailer") != "" {
 		t.Errorf("trailer: status %d, trailer %v, header %v", a.status, a.trailer, a.header)
 	}
@@ -170,7 +170,7 @@ func TestResponseHeaders(t *testing.T) {
 			return nil
 		},
 	})
-	res, err := e.client.Do(e.request(ctx, "POST", "/v1/chat/completions", chatBody("early-hints", false, false)))
+	res, err := e.client.Do(e.request(ctx, "POST", "/v1/chat/completions", fakeprovider.ChatBody("early-hints", false, false)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestEndpointAllowList(t *testing.T) {
 			e := newEnv(t, envOptions{api: tt.api})
 			var body any
 			if tt.method == "POST" || tt.method == "PUT" {
-				body = chatBody("gpt-4o", false, false)
+				body = fakeprovider.ChatBody("gpt-4o", false, false)
 			}
 			a := e.call(tt.method, tt.path, body)
 			if tt.method == "HEAD" {
@@ -284,7 +284,7 @@ func TestUpstreamURL(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	e.setTarget(func(tg *Target) { tg.BaseURL = e.fake.URL + "/proxy/?x=1&api-version=2024-06-01" })
-	e.call("POST", "/v1/chat/completions?y=2&x=evil&bad=%zz&a;b=c&api-version=0&z=%2F", chatBody("gpt-4o", false, false))
+	e.call("POST", "/v1/chat/completions?y=2&x=evil&bad=%zz&a;b=c&api-version=0&z=%2F", fakeprovider.ChatBody("gpt-4o", false, false))
 	got := e.fake.Last()
 	if got.Path != "/proxy/v1/chat/completions" || got.Query != "x=1&api-version=2024-06-01&y=2&z=%2F" {
 		t.Errorf("the provider got %s?%s", got.Path, got.Query)
@@ -301,7 +301,7 @@ func TestUpstreamURL(t *testing.T) {
 	for _, base := range []string{"ftp://127.0.0.1/", "127.0.0.1:80", "http://user:pw@127.0.0.1/", "http://[::1", ""} {
 		e.setTarget(func(tg *Target) { tg.BaseURL = base })
 		n := len(e.fake.Requests())
-		refusal(t, e.call("POST", "/v1/chat/completions", chatBody("gpt-4o", false, false)), models.APIOpenAI, 502)
+		refusal(t, e.call("POST", "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", false, false)), models.APIOpenAI, 502)
 		if len(e.fake.Requests()) != n {
 			t.Errorf("base URL %q: a request was sent", base)
 		}
@@ -317,10 +317,10 @@ func TestAllowedModels(t *testing.T) {
 		body    any
 		allowed bool
 	}{
-		{chatBody("gpt-4o-mini", false, false), true},
+		{fakeprovider.ChatBody("gpt-4o-mini", false, false), true},
 		{`{"model":"gpt-4o-\u006dini","messages":[]}`, true},
-		{chatBody("gpt-4o", false, false), false},
-		{chatBody("GPT-4O-MINI", false, false), false},
+		{fakeprovider.ChatBody("gpt-4o", false, false), false},
+		{fakeprovider.ChatBody("GPT-4O-MINI", false, false), false},
 		{`{"messages":[]}`, false},
 		{`{"model":42}`, false},
 		{`{"model":null}`, false},
@@ -382,7 +382,7 @@ func TestAllowedModels(t *testing.T) {
 		t.Errorf("filtered Anthropic list: %v", m)
 	}
 	a.outcome()
-	if typ := refusal(t, a.call("POST", "/v1/messages", messagesBody("claude-3-opus", false)), models.APIAnthropic, 403); typ != "permission_error" {
+	if typ := refusal(t, a.call("POST", "/v1/messages", fakeprovider.MessagesBody("claude-3-opus", false)), models.APIAnthropic, 403); typ != "permission_error" {
 		t.Errorf("type %q", typ)
 	}
 	a.outcome()
@@ -456,7 +456,7 @@ func TestUnusableKey(t *testing.T) {
 		{APIKey: "sk-ant-line\nbreak"},
 	} {
 		e.setTarget(func(t *Target) { t.NeedsReentry, t.APIKey = tg.NeedsReentry, tg.APIKey })
-		refusal(t, e.call("POST", "/v1/messages", messagesBody("claude-3-5-haiku-latest", false)), models.APIAnthropic, 409)
+		refusal(t, e.call("POST", "/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false)), models.APIAnthropic, 409)
 		if out := e.outcome(); out.Status != 409 || !out.Refused {
 			t.Errorf("outcome %+v", out)
 		}
@@ -469,7 +469,7 @@ func TestHeaderTimeout(t *testing.T) {
 	e := newEnv(t, envOptions{fake: fakeprovider.Options{FirstByteDelay: 10 * time.Second},
 		opts: Options{HeaderTimeout: 200 * time.Millisecond}})
 	start := time.Now()
-	refusal(t, e.call("POST", "/v1/chat/completions", chatBody("slow-first-byte", false, false)), models.APIOpenAI, 504)
+	refusal(t, e.call("POST", "/v1/chat/completions", fakeprovider.ChatBody("slow-first-byte", false, false)), models.APIOpenAI, 504)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("504 after %v", d)
 	}
@@ -485,11 +485,11 @@ func TestMaxDuration(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{fake: fakeprovider.Options{EventDelay: 100 * time.Millisecond, Events: 100},
 		opts: Options{MaxDuration: 400 * time.Millisecond}})
-	res, err := e.client.Do(e.request(context.Background(), "POST", "/v1/chat/completions", chatBody("gpt-4o", true, true)))
+	res, err := e.client.Do(e.request(context.Background(), "POST", "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", true, true)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _, err := readData(res.Body)
+	data, _, err := fakeprovider.ReadData(res.Body)
 	res.Body.Close()
 	if err == nil || len(data) == 0 || len(data) > 20 {
 		t.Errorf("%d events, read error %v; want a stream cut short", len(data), err)
@@ -512,9 +512,9 @@ func TestStreaming(t *testing.T) {
 		body any
 		text string // a text event's marker
 	}{
-		{models.APIOpenAI, "/v1/chat/completions", chatBody("gpt-4o", true, true), `"content":"Hello"`},
+		{models.APIOpenAI, "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", true, true), `"content":"Hello"`},
 		{models.APIOpenAI, "/v1/responses", map[string]any{"model": "gpt-4o", "input": "hi", "stream": true}, `"delta":"Hello"`},
-		{models.APIAnthropic, "/v1/messages", messagesBody("claude-3-5-haiku-latest", true), `"text":"Hello"`},
+		{models.APIAnthropic, "/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", true), `"text":"Hello"`},
 	} {
 		t.Run(tt.path, func(t *testing.T) {
 			t.Parallel()
@@ -527,7 +527,7 @@ func TestStreaming(t *testing.T) {
 			if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 				t.Errorf("Content-Type %q", ct)
 			}
-			data, at, err := readData(res.Body)
+			data, at, err := fakeprovider.ReadData(res.Body)
 			res.Body.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -562,9 +562,9 @@ func TestClientDisconnect(t *testing.T) {
 		t.Run(string(api), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, envOptions{api: api, fake: fakeprovider.Options{EventDelay: 200 * time.Millisecond, Events: 100}})
-			path, body := "/v1/chat/completions", any(chatBody("gpt-4o", true, true))
+			path, body := "/v1/chat/completions", any(fakeprovider.ChatBody("gpt-4o", true, true))
 			if api == models.APIAnthropic {
-				path, body = "/v1/messages", messagesBody("claude-3-5-haiku-latest", true)
+				path, body = "/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", true)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -597,11 +597,11 @@ func TestClientDisconnect(t *testing.T) {
 func TestBrokenStream(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{api: models.APIAnthropic})
-	res, err := e.client.Do(e.request(context.Background(), "POST", "/v1/messages", messagesBody("broken-stream", true)))
+	res, err := e.client.Do(e.request(context.Background(), "POST", "/v1/messages", fakeprovider.MessagesBody("broken-stream", true)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = readData(res.Body)
+	_, _, err = fakeprovider.ReadData(res.Body)
 	res.Body.Close()
 	if err == nil {
 		t.Error("a broken stream read as a complete one")
@@ -620,7 +620,7 @@ func TestGuard(t *testing.T) {
 	strict := newEnv(t, envOptions{strict: true, api: models.APIAnthropic})
 	for _, base := range []string{strict.fake.URL, strings.Replace(strict.fake.URL, "127.0.0.1", "[::ffff:127.0.0.1]", 1)} {
 		strict.setTarget(func(tg *Target) { tg.BaseURL = base })
-		if typ := refusal(t, strict.call("POST", "/v1/messages", messagesBody("claude-3-5-haiku-latest", false)), models.APIAnthropic, 502); typ != "api_error" {
+		if typ := refusal(t, strict.call("POST", "/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false)), models.APIAnthropic, 502); typ != "api_error" {
 			t.Errorf("type %q", typ)
 		}
 		if out := strict.outcome(); out.Status != 502 || !out.Refused {
@@ -652,7 +652,7 @@ func TestGuard(t *testing.T) {
 	closed := "http://" + ln.Addr().String()
 	ln.Close()
 	e.setTarget(func(tg *Target) { tg.BaseURL = closed })
-	a := e.call("POST", "/v1/chat/completions", chatBody("gpt-4o", false, false))
+	a := e.call("POST", "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", false, false))
 	refusal(t, a, models.APIOpenAI, 502)
 	if !strings.Contains(string(a.body), "could not reach") {
 		t.Errorf("unreachable: %s", a.body)
@@ -664,7 +664,7 @@ func TestGuard(t *testing.T) {
 func TestRedirectNotFollowed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	a := e.call("POST", "/v1/chat/completions", chatBody("redirect", false, false))
+	a := e.call("POST", "/v1/chat/completions", fakeprovider.ChatBody("redirect", false, false))
 	refusal(t, a, models.APIOpenAI, 502)
 	if a.header.Get("Location") != "" || strings.Contains(string(a.body), "169.254") {
 		t.Errorf("the redirect leaked: %v %s", a.header, a.body)
@@ -686,8 +686,8 @@ func TestProviderErrorsPassThrough(t *testing.T) {
 		path, want string
 		body       any
 	}{
-		{models.APIOpenAI, "/v1/chat/completions", `{"error":{"code":null,"message":"the fake answers 429","type":"rate_limit_error"}}` + "\n", chatBody("fail-429", false, false)},
-		{models.APIAnthropic, "/v1/messages", `{"error":{"message":"the fake answers 429","type":"rate_limit_error"},"type":"error"}` + "\n", messagesBody("fail-429", false)},
+		{models.APIOpenAI, "/v1/chat/completions", `{"error":{"code":null,"message":"the fake answers 429","type":"rate_limit_error"}}` + "\n", fakeprovider.ChatBody("fail-429", false, false)},
+		{models.APIAnthropic, "/v1/messages", `{"error":{"message":"the fake answers 429","type":"rate_limit_error"},"type":"error"}` + "\n", fakeprovider.MessagesBody("fail-429", false)},
 	} {
 		e := newEnv(t, envOptions{api: tt.api})
 		a := e.call("POST", tt.path, tt.body)
@@ -703,7 +703,7 @@ func TestProviderErrorsPassThrough(t *testing.T) {
 		}
 	}
 	e := newEnv(t, envOptions{})
-	if a := e.call("POST", "/v1/embeddings", chatBody("fail-503", false, false)); a.status != 503 {
+	if a := e.call("POST", "/v1/embeddings", fakeprovider.ChatBody("fail-503", false, false)); a.status != 503 {
 		t.Errorf("503: %d", a.status)
 	}
 	e.outcome()
@@ -721,16 +721,16 @@ func TestUsage(t *testing.T) {
 		in, out  int64
 		endpoint string
 	}{
-		{"chat", models.APIOpenAI, "/v1/chat/completions", chatBody("gpt-4o", false, false), in, out, "POST chat/completions"},
-		{"chat stream with usage", models.APIOpenAI, "/v1/chat/completions", chatBody("gpt-4o", true, true), in, out, "POST chat/completions"},
-		{"chat stream without usage", models.APIOpenAI, "/v1/chat/completions", chatBody("gpt-4o", true, false), 0, 0, "POST chat/completions"},
+		{"chat", models.APIOpenAI, "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", false, false), in, out, "POST chat/completions"},
+		{"chat stream with usage", models.APIOpenAI, "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", true, true), in, out, "POST chat/completions"},
+		{"chat stream without usage", models.APIOpenAI, "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", true, false), 0, 0, "POST chat/completions"},
 		{"completions", models.APIOpenAI, "/v1/completions", map[string]any{"model": "gpt-4o", "prompt": "hi"}, in, out, "POST completions"},
 		{"embeddings", models.APIOpenAI, "/v1/embeddings", map[string]any{"model": "gpt-4o", "input": "hi"}, in, 0, "POST embeddings"},
 		{"responses", models.APIOpenAI, "/v1/responses", map[string]any{"model": "gpt-4o", "input": "hi"}, in, out, "POST responses"},
 		{"responses stream", models.APIOpenAI, "/v1/responses", map[string]any{"model": "gpt-4o", "input": "hi", "stream": true}, in, out, "POST responses"},
-		{"messages", models.APIAnthropic, "/v1/messages", messagesBody("claude-3-5-haiku-latest", false), ain, out, "POST messages"},
-		{"messages stream", models.APIAnthropic, "/v1/messages", messagesBody("claude-3-5-haiku-latest", true), ain, out, "POST messages"},
-		{"count_tokens", models.APIAnthropic, "/v1/messages/count_tokens", messagesBody("claude-3-5-haiku-latest", false), 0, 0, "POST messages/count_tokens"},
+		{"messages", models.APIAnthropic, "/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), ain, out, "POST messages"},
+		{"messages stream", models.APIAnthropic, "/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", true), ain, out, "POST messages"},
+		{"count_tokens", models.APIAnthropic, "/v1/messages/count_tokens", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), 0, 0, "POST messages/count_tokens"},
 		{"models", models.APIAnthropic, "/v1/models", nil, 0, 0, "GET models"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -761,7 +761,7 @@ func TestConcurrentCalls(t *testing.T) {
 	for i := range 16 {
 		wg.Go(func() {
 			stream := i%2 == 0
-			res, err := e.client.Do(e.request(context.Background(), "POST", "/v1/chat/completions", chatBody("gpt-4o", stream, true)))
+			res, err := e.client.Do(e.request(context.Background(), "POST", "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", stream, true)))
 			if err != nil {
 				t.Error(err)
 				return

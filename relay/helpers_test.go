@@ -8,7 +8,6 @@ package relay
 // ever looked up. The test client dials with the same safety net.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -230,36 +229,6 @@ func refusal(t testing.TB, a answer, api models.APIType, status int) string {
 		t.Errorf("not in OpenAI's error shape: %s", a.body)
 	}
 	return typ
-}
-
-// readData reads a stream's data lines, noting when each arrived.
-func readData(r io.Reader) (data []string, at []time.Time, err error) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			data, at = append(data, line), append(at, time.Now())
-		}
-	}
-	return data, at, sc.Err()
-}
-
-func chatBody(model string, stream, includeUsage bool) map[string]any {
-	b := map[string]any{"model": model, "messages": []any{map[string]any{"role": "user", "content": "hi"}}}
-	if stream {
-		b["stream"] = true
-		if includeUsage {
-			b["stream_options"] = map[string]any{"include_usage": true}
-		}
-	}
-	return b
-}
-
-func messagesBody(model string, stream bool) map[string]any {
-	b := map[string]any{"model": model, "max_tokens": 64, "messages": []any{map[string]any{"role": "user", "content": "hi"}}}
-	if stream {
-		b["stream"] = true
-	}
-	return b
 }
 
 // waitClosed waits at most d for ch to be closed.

@@ -71,7 +71,7 @@ func (e *env) open(relayed bool, id string) (*benchStream, error) {
 // openAt is open with direct calls going to the upstream at base.
 func (e *env) openAt(relayed bool, base, id string) (*benchStream, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	req := e.request(ctx, "POST", "/v1/chat/completions", chatBody("gpt-4o", true, false), "Idempotency-Key", id)
+	req := e.request(ctx, "POST", "/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", true, false), "Idempotency-Key", id)
 	if !relayed {
 		u := *req.URL
 		u.Host = strings.TrimPrefix(base, "http://")

@@ -22,32 +22,6 @@ import (
 	"cloudkeys/relay/fakeprovider"
 )
 
-// dashboardDir is examples/dashboard with its node_modules installed from
-// the lock file. Without Node the test fails in CI and is skipped, saying
-// why, elsewhere.
-func dashboardDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs("../examples/dashboard")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("node is required in CI for the dashboard example: install Node.js 20 or later")
-		}
-		t.Skip("node is not installed: the dashboard example needs Node.js 20 or later")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil {
-		t.Log("installing examples/dashboard/ from its lock file (npm ci)")
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in examples/dashboard/: %v\n%s", err, out)
-		}
-	}
-	return dir
-}
-
 // runNodeTool runs one of the example's tools (node_modules/.bin/name) in dir.
 func runNodeTool(t *testing.T, ctx context.Context, dir string, env []string, name string, args ...string) string {
 	t.Helper()
@@ -64,7 +38,7 @@ func runNodeTool(t *testing.T, ctx context.Context, dir string, env []string, na
 
 func TestDashboardExample(t *testing.T) {
 	t.Parallel()
-	dir := dashboardDir(t)
+	dir := nodePackage(t, "examples/dashboard")
 	providerKey := apiKey(t)
 	fake := fakeprovider.Start(t, fakeprovider.Options{APIKey: providerKey})
 	cfg := relayConfig(t)

@@ -7,15 +7,11 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -27,6 +23,7 @@ import (
 	ckapp "cloudkeys/app"
 	"cloudkeys/auth"
 	"cloudkeys/config"
+	"cloudkeys/internal/pgtest"
 )
 
 // testParams are small Argon2id parameters so tests run fast; one test uses
@@ -61,57 +58,12 @@ func testConfig(t testing.TB) *config.Config {
 	return cfg
 }
 
-// postgresURL returns the PostgreSQL server tests use. PostgreSQL tests
-// never skip silently: without a server they fail, unless
-// CLOUDKEYS_TEST_POSTGRES_URL=off says so explicitly outside CI.
-func postgresURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("CLOUDKEYS_TEST_POSTGRES_URL")
-	if u == "off" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CLOUDKEYS_TEST_POSTGRES_URL=off is not allowed in CI: PostgreSQL tests must run")
-		}
-		t.Skip("PostgreSQL tests turned off with CLOUDKEYS_TEST_POSTGRES_URL=off")
-	}
-	if u == "" {
-		u = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	return u
-}
+// postgresURL returns the PostgreSQL server tests use (pgtest.URL).
+func postgresURL(t testing.TB) string { return pgtest.URL(t) }
 
 // usePostgres points cfg at a fresh schema of the test PostgreSQL server,
 // dropped when the test ends.
-func usePostgres(t testing.TB, cfg *config.Config) {
-	t.Helper()
-	base := postgresURL(t)
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("PostgreSQL is required for this test and is not reachable at %s: %v\n"+
-			"start it (see README) or set CLOUDKEYS_TEST_POSTGRES_URL", base, err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	cfg.DatabaseURL = base + sep + "search_path=" + schema
-}
+func usePostgres(t testing.TB, cfg *config.Config) { cfg.DatabaseURL = pgtest.Schema(t) }
 
 // startApp starts cloudkeys with cfg (testConfig(t) when nil).
 func startApp(t testing.TB, cfg *config.Config) *testApp {

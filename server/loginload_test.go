@@ -176,14 +176,18 @@ func startProcess(b *testing.B, bin, data string, env []string) *loadServer {
 }
 
 // vmHWM returns the process's peak resident set size, in KiB.
-func (s *loadServer) vmHWM(b *testing.B) int {
+func (s *loadServer) vmHWM(b *testing.B) int { return s.procStatusKiB(b, "VmHWM") }
+
+// procStatusKiB reads one field of the server process's /proc/PID/status
+// (VmRSS, VmHWM, …), in KiB.
+func (s *loadServer) procStatusKiB(b *testing.B, field string) int {
 	b.Helper()
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
 		b.Fatalf("the server is gone: %v", err)
 	}
 	for line := range strings.Lines(string(status)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kib, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			if err != nil {
 				b.Fatal(err)
@@ -191,7 +195,7 @@ func (s *loadServer) vmHWM(b *testing.B) int {
 			return kib
 		}
 	}
-	b.Fatal("no VmHWM in /proc/PID/status")
+	b.Fatalf("no %s in /proc/PID/status", field)
 	return 0
 }
 

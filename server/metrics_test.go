@@ -161,11 +161,11 @@ func TestMetricsAfterTraffic(t *testing.T) {
 
 	// A relayed call with usage, and one refused (no relay key).
 	_, secret := e.c.createRelayKey(e.openAI.ID, nil)
-	if ans := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false),
+	if ans := e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false),
 		"Authorization", "Bearer "+secret); ans.status != 200 {
 		t.Fatalf("relayed call: %d %s", ans.status, ans.body)
 	}
-	if ans := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false)); ans.status != 401 {
+	if ans := e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false)); ans.status != 401 {
 		t.Fatalf("call without a key: %d %s", ans.status, ans.body)
 	}
 

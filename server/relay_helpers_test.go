@@ -4,13 +4,11 @@ package server_test
 // relay keys, and raw HTTP calls as an SDK would make them.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -196,58 +194,9 @@ func (e *relayEnv) send(t testing.TB, ctx context.Context, method, path string, 
 	return res
 }
 
-func chatBody(model string, stream bool, includeUsage bool) map[string]any {
-	b := map[string]any{"model": model, "messages": []any{map[string]any{"role": "user", "content": "hi"}}}
-	if stream {
-		b["stream"] = true
-		if includeUsage {
-			b["stream_options"] = map[string]any{"include_usage": true}
-		}
-	}
-	return b
-}
-
-func messagesBody(model string, stream bool) map[string]any {
-	b := map[string]any{"model": model, "max_tokens": 64, "messages": []any{map[string]any{"role": "user", "content": "hi"}}}
-	if stream {
-		b["stream"] = true
-	}
-	return b
-}
-
 // readEvents reads a stream's data lines, noting when each arrived.
 func readEvents(t testing.TB, res *http.Response) (data []string, at []time.Time) {
 	t.Helper()
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			data, at = append(data, line), append(at, time.Now())
-		}
-	}
+	data, at, _ = fakeprovider.ReadData(res.Body)
 	return data, at
-}
-
-// streamedText joins the text of an OpenAI or Anthropic stream's events.
-func streamedText(data []string) string {
-	var b strings.Builder
-	for _, d := range data {
-		var ev struct {
-			Choices []struct {
-				Delta struct {
-					Content string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-			Delta struct {
-				Text string `json:"text"`
-			} `json:"delta"`
-		}
-		if json.Unmarshal([]byte(d), &ev) != nil {
-			continue
-		}
-		for _, c := range ev.Choices {
-			b.WriteString(c.Delta.Content)
-		}
-		b.WriteString(ev.Delta.Text)
-	}
-	return b.String()
 }

@@ -5,11 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +53,7 @@ func BenchmarkRelayStreamsRSS(b *testing.B) {
 		b.Fatalf("create relay key: %d %v", r.status, r.errors)
 	}
 	endpoint := strings.TrimSuffix(srv.url, "/graphql") + "/relay/v1/chat/completions"
-	body, _ := json.Marshal(chatBody("gpt-4o", true, true))
+	body, _ := json.Marshal(fakeprovider.ChatBody("gpt-4o", true, true))
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 64}}
 	defer client.Transport.(*http.Transport).CloseIdleConnections()
 
@@ -170,21 +167,4 @@ func (s *loadServer) settledRSS(b *testing.B) int {
 }
 
 // vmRSS is the server's resident set size now, in KiB.
-func (s *loadServer) vmRSS(b *testing.B) int {
-	b.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		b.Fatalf("the server is gone: %v", err)
-	}
-	for line := range strings.Lines(string(status)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kib, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kib
-		}
-	}
-	b.Fatal("no VmRSS in /proc/PID/status")
-	return 0
-}
+func (s *loadServer) vmRSS(b *testing.B) int { return s.procStatusKiB(b, "VmRSS") }

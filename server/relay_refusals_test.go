@@ -124,8 +124,8 @@ func TestRelayRefusesUnauthenticated(t *testing.T) {
 	cfg := relayConfig(t)
 	clock := useClock(cfg)
 	e := newRelayEnv(t, cfg, fakeprovider.Options{})
-	chat := chatBody("gpt-4o-mini", false, false)
-	msgs := messagesBody("claude-3-5-haiku-latest", false)
+	chat := fakeprovider.ChatBody("gpt-4o-mini", false, false)
+	msgs := fakeprovider.MessagesBody("claude-3-5-haiku-latest", false)
 
 	// Before any key is established: nothing sent, nothing counted.
 	for _, c := range []struct {
@@ -259,8 +259,8 @@ func TestRelayRefusesUnknownEndpoints(t *testing.T) {
 	e := newRelayEnv(t, nil, fakeprovider.Options{})
 	k, secret := e.issueKey(t, e.openAI.ID, nil)
 	ak, asecret := e.issueKey(t, e.anthropic.ID, nil)
-	chat := chatBody("gpt-4o-mini", false, false)
-	msgs := messagesBody("claude-3-5-haiku-latest", false)
+	chat := fakeprovider.ChatBody("gpt-4o-mini", false, false)
+	msgs := fakeprovider.MessagesBody("claude-3-5-haiku-latest", false)
 
 	type refusal struct {
 		method, path string
@@ -351,7 +351,7 @@ func TestRelayRefusesLargeBodies(t *testing.T) {
 	_, asecret := e.issueKey(t, e.anthropic.ID, nil)
 
 	sized := func(n int) []byte { // a chat body of exactly n bytes
-		b := chatBody("gpt-4o-mini", false, false)
+		b := fakeprovider.ChatBody("gpt-4o-mini", false, false)
 		b["messages"] = []any{map[string]any{"role": "user", "content": ""}}
 		empty, _ := json.Marshal(b)
 		b["messages"] = []any{map[string]any{"role": "user", "content": strings.Repeat("x", n-len(empty))}}
@@ -410,9 +410,9 @@ func TestRelayRefusesModelsOutsideAllowedModels(t *testing.T) {
 	_, asecret := e.issueKey(t, e.anthropic.ID, map[string]any{"allowedModels": []string{"claude-3-5-haiku-latest"}})
 
 	for _, body := range []any{
-		chatBody("gpt-4o", false, false),
-		chatBody("GPT-4O-MINI", false, false),
-		chatBody("gpt-4o", true, true),
+		fakeprovider.ChatBody("gpt-4o", false, false),
+		fakeprovider.ChatBody("GPT-4O-MINI", false, false),
+		fakeprovider.ChatBody("gpt-4o", true, true),
 		map[string]any{"messages": []any{}},                // no model
 		map[string]any{"model": 42},                        // not a string
 		[]byte(`{"model":"gpt-4o-mini","model":"gpt-4o"}`), // one allowed, one not
@@ -427,7 +427,7 @@ func TestRelayRefusesModelsOutsideAllowedModels(t *testing.T) {
 	wantRefusal(t, "embeddings of another model", e.call(t, http.MethodPost, "/relay/v1/embeddings",
 		map[string]any{"model": "text-embedding-3-small", "input": "hi"}, authBearer(secret)...), http.StatusForbidden, false)
 	atyp, _, _ := wantRefusal(t, "Anthropic, another model", e.call(t, http.MethodPost, "/relay/v1/messages",
-		messagesBody("claude-3-opus-latest", false), "x-api-key", asecret), http.StatusForbidden, true)
+		fakeprovider.MessagesBody("claude-3-opus-latest", false), "x-api-key", asecret), http.StatusForbidden, true)
 	if atyp != "permission_error" {
 		t.Errorf("403: Anthropic error type %q, want permission_error", atyp)
 	}
@@ -436,8 +436,8 @@ func TestRelayRefusesModelsOutsideAllowedModels(t *testing.T) {
 		http.StatusNotFound, true)
 	e.wantProviderGot(t, "models outside the list", 0)
 
-	wantRelayOK(t, "an allowed model", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), authBearer(secret)...))
-	wantRelayOK(t, "an allowed Anthropic model", e.call(t, http.MethodPost, "/relay/v1/messages", messagesBody("claude-3-5-haiku-latest", false), "x-api-key", asecret))
+	wantRelayOK(t, "an allowed model", e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(secret)...))
+	wantRelayOK(t, "an allowed Anthropic model", e.call(t, http.MethodPost, "/relay/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), "x-api-key", asecret))
 	wantRelayOK(t, "models/{id} of an allowed model with a slash", e.call(t, http.MethodGet, "/relay/v1/models/meta-llama/Llama-3-8b", nil, authBearer(secret)...))
 	e.wantProviderGot(t, "allowed models", 3)
 
@@ -468,7 +468,7 @@ func TestRelayRefusesModelsOutsideAllowedModels(t *testing.T) {
 	if got := listed(e.call(t, http.MethodGet, "/relay/v1/models", nil, authBearer(free)...)); len(got) != len(fakeprovider.Models) {
 		t.Fatalf("GET models without allowedModels listed %v, want all of %v", got, fakeprovider.Models)
 	}
-	wantRelayOK(t, "any model without allowedModels", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o", false, false), authBearer(free)...))
+	wantRelayOK(t, "any model without allowedModels", e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", false, false), authBearer(free)...))
 
 	// An empty list is refused; null means any model.
 	r := e.c.do(`mutation($in: CreateRelayKeyInput!) { createRelayKey(input: $in) { secret } }`,
@@ -487,7 +487,7 @@ func TestRelayRefusesKeysNeedingReentry(t *testing.T) {
 	e := newRelayEnv(t, nil, fakeprovider.Options{})
 	k, secret := e.issueKey(t, e.openAI.ID, nil)
 	_, asecret := e.issueKey(t, e.anthropic.ID, nil)
-	wantRelayOK(t, "before", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), authBearer(secret)...))
+	wantRelayOK(t, "before", e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(secret)...))
 	sent := len(e.fake.Requests())
 
 	foreign, err := jwk.Import(make([]byte, 32))
@@ -504,7 +504,7 @@ func TestRelayRefusesKeysNeedingReentry(t *testing.T) {
 		if got := e.c.getCred(e.openAI.ID).KeyStatus; got != "NEEDS_REENTRY" {
 			t.Fatalf("%s: keyStatus %s", c.what, got)
 		}
-		typ, _, code := wantRefusal(t, c.what, e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), authBearer(secret)...),
+		typ, _, code := wantRefusal(t, c.what, e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(secret)...),
 			http.StatusConflict, false)
 		if typ != "invalid_request_error" || code != "key_needs_reentry" {
 			t.Errorf("%s: OpenAI error %s/%v", c.what, typ, code)
@@ -514,14 +514,14 @@ func TestRelayRefusesKeysNeedingReentry(t *testing.T) {
 	// The OpenAI row's ciphertext copied into the Anthropic row does not
 	// open there: 409, and the OpenAI key is not sent to anyone.
 	e.app.setJWE(t, e.anthropic.ID, openAIJWE)
-	wantRefusal(t, "another row's ciphertext", e.call(t, http.MethodPost, "/relay/v1/messages", messagesBody("claude-3-5-haiku-latest", false), "x-api-key", asecret),
+	wantRefusal(t, "another row's ciphertext", e.call(t, http.MethodPost, "/relay/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), "x-api-key", asecret),
 		http.StatusConflict, true)
 	e.wantProviderGot(t, "keys needing re-entry", sent)
 	wantKeyCounts(t, "409s count as errors", e.keyUsage(t, k.ID), 7, 6)
 
 	// Entering the key again heals it.
 	e.c.updateCred(e.openAI.ID, map[string]any{"apiKey": e.openAIKey})
-	wantRelayOK(t, "after re-entry", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), authBearer(secret)...))
+	wantRelayOK(t, "after re-entry", e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(secret)...))
 }
 
 // TestRelayRefusesOverRateLimit: requestsPerMinute is counted in the
@@ -537,7 +537,7 @@ func TestRelayRefusesOverRateLimit(t *testing.T) {
 		if k.RequestsPerMinute == nil || *k.RequestsPerMinute != 2 {
 			t.Fatalf("requestsPerMinute %v", k.RequestsPerMinute)
 		}
-		chat := chatBody("gpt-4o-mini", false, false)
+		chat := fakeprovider.ChatBody("gpt-4o-mini", false, false)
 		wantRelayOK(t, "first", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chat, authBearer(secret)...))
 		wantRelayOK(t, "second", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chat, authBearer(secret)...))
 		a := e.call(t, http.MethodPost, "/relay/v1/chat/completions", chat, authBearer(secret)...)
@@ -564,7 +564,7 @@ func TestRelayRefusesOverRateLimit(t *testing.T) {
 
 		// Anthropic's shape for an Anthropic credential.
 		_, asecret := e.issueKey(t, e.anthropic.ID, map[string]any{"requestsPerMinute": 1})
-		msgs := messagesBody("claude-3-5-haiku-latest", false)
+		msgs := fakeprovider.MessagesBody("claude-3-5-haiku-latest", false)
 		wantRelayOK(t, "Anthropic first", e.call(t, http.MethodPost, "/relay/v1/messages", msgs, "x-api-key", asecret))
 		a = e.call(t, http.MethodPost, "/relay/v1/messages", msgs, "x-api-key", asecret)
 		if atyp, _, _ := wantRefusal(t, "Anthropic second", a, http.StatusTooManyRequests, true); atyp != "rate_limit_error" {
@@ -577,7 +577,7 @@ func TestRelayRefusesOverRateLimit(t *testing.T) {
 		// The provider's own 429 passes through unchanged, counted as an error.
 		pk, psecret := e.issueKey(t, e.openAI.ID, map[string]any{"name": "provider limited"})
 		sent := len(e.fake.Requests())
-		a = e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("fail-429", false, false), authBearer(psecret)...)
+		a = e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("fail-429", false, false), authBearer(psecret)...)
 		if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") != "7" || a.header.Get("X-Ratelimit-Remaining-Requests") != "0" {
 			t.Fatalf("provider's 429: %d %v %s", a.status, a.header, a.body)
 		}
@@ -589,7 +589,7 @@ func TestRelayRefusesOverRateLimit(t *testing.T) {
 			t.Fatalf("the provider's 429 was not passed through unchanged: %s", a.body)
 		}
 		_, a2 := e.issueKey(t, e.anthropic.ID, map[string]any{"name": "anthropic provider limited"})
-		a = e.call(t, http.MethodPost, "/relay/v1/messages", messagesBody("fail-429", false), "x-api-key", a2)
+		a = e.call(t, http.MethodPost, "/relay/v1/messages", fakeprovider.MessagesBody("fail-429", false), "x-api-key", a2)
 		if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") != "7" || a.header.Get("Anthropic-Ratelimit-Requests-Remaining") != "0" ||
 			!strings.Contains(string(a.body), `"the fake answers 429"`) {
 			t.Fatalf("provider's Anthropic 429: %d %v %s", a.status, a.header, a.body)
@@ -608,14 +608,14 @@ func TestRelayRefusesUnsafeUpstreams(t *testing.T) {
 	k, secret := e.issueKey(t, e.openAI.ID, nil)
 	_, asecret := e.issueKey(t, e.anthropic.ID, nil)
 
-	a := e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("redirect", false, false), authBearer(secret)...)
+	a := e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("redirect", false, false), authBearer(secret)...)
 	if _, _, code := wantRefusal(t, "redirect", a, http.StatusBadGateway, false); code != "bad_gateway" {
 		t.Errorf("redirect: code %v", code)
 	}
 	if a.header.Get("Location") != "" {
 		t.Fatal("the provider's Location reached the client")
 	}
-	wantRefusal(t, "Anthropic redirect", e.call(t, http.MethodPost, "/relay/v1/messages", messagesBody("redirect", false), "x-api-key", asecret),
+	wantRefusal(t, "Anthropic redirect", e.call(t, http.MethodPost, "/relay/v1/messages", fakeprovider.MessagesBody("redirect", false), "x-api-key", asecret),
 		http.StatusBadGateway, true)
 	e.wantProviderGot(t, "redirects (sent once each, not followed)", 2)
 	wantKeyCounts(t, "a redirect counts as an error", e.keyUsage(t, k.ID), 1, 1)
@@ -626,7 +626,7 @@ func TestRelayRefusesUnsafeUpstreams(t *testing.T) {
 	meta := e.c.createCred(map[string]any{"name": "metadata", "backendType": "OPENAI_COMPATIBLE", "apiKey": apiKey(t), "baseUrl": "http://169.254.169.254"})
 	mk, msecret := e.issueKey(t, meta.ID, nil)
 	start := time.Now()
-	_, guardMsg, _ := wantRefusal(t, "metadata address", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), authBearer(msecret)...),
+	_, guardMsg, _ := wantRefusal(t, "metadata address", e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(msecret)...),
 		http.StatusBadGateway, false)
 	if time.Since(start) > 2*time.Second {
 		t.Fatal("the metadata address was not refused at once")
@@ -634,7 +634,7 @@ func TestRelayRefusesUnsafeUpstreams(t *testing.T) {
 	wantKeyCounts(t, "a guard refusal counts as an error", e.keyUsage(t, mk.ID), 1, 1)
 	metaA := e.c.createCred(map[string]any{"name": "metadata anthropic", "backendType": "ANTHROPIC_COMPATIBLE", "apiKey": apiKey(t), "baseUrl": "http://169.254.169.254:80/"})
 	_, masecret := e.issueKey(t, metaA.ID, nil)
-	wantRefusal(t, "Anthropic metadata address", e.call(t, http.MethodPost, "/relay/v1/messages", messagesBody("claude-3-5-haiku-latest", false), "x-api-key", masecret),
+	wantRefusal(t, "Anthropic metadata address", e.call(t, http.MethodPost, "/relay/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), "x-api-key", masecret),
 		http.StatusBadGateway, true)
 
 	// Unreachable: a closed port on loopback (allowed here).
@@ -646,7 +646,7 @@ func TestRelayRefusesUnsafeUpstreams(t *testing.T) {
 	l.Close()
 	down := e.c.createCred(map[string]any{"name": "down", "backendType": "OPENAI_COMPATIBLE", "apiKey": apiKey(t), "baseUrl": closed})
 	_, dsecret := e.issueKey(t, down.ID, nil)
-	_, downMsg, _ := wantRefusal(t, "unreachable", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), authBearer(dsecret)...),
+	_, downMsg, _ := wantRefusal(t, "unreachable", e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(dsecret)...),
 		http.StatusBadGateway, false)
 	if downMsg == guardMsg || !strings.Contains(guardMsg, "refused") {
 		t.Fatalf("a guard refusal (%q) does not say so apart from an unreachable provider (%q)", guardMsg, downMsg)
@@ -658,10 +658,10 @@ func TestRelayRefusesUnsafeUpstreams(t *testing.T) {
 	strict := newRelayEnv(t, testConfig(t), fakeprovider.Options{})
 	_, ssecret := strict.issueKey(t, strict.openAI.ID, nil)
 	_, sasecret := strict.issueKey(t, strict.anthropic.ID, nil)
-	_, loopMsg, _ := wantRefusal(t, "loopback", strict.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), authBearer(ssecret)...),
+	_, loopMsg, _ := wantRefusal(t, "loopback", strict.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(ssecret)...),
 		http.StatusBadGateway, false)
 	wantRefusal(t, "loopback models", strict.call(t, http.MethodGet, "/relay/v1/models", nil, authBearer(ssecret)...), http.StatusBadGateway, false)
-	wantRefusal(t, "Anthropic loopback", strict.call(t, http.MethodPost, "/relay/v1/messages", messagesBody("claude-3-5-haiku-latest", false), "x-api-key", sasecret),
+	wantRefusal(t, "Anthropic loopback", strict.call(t, http.MethodPost, "/relay/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), "x-api-key", sasecret),
 		http.StatusBadGateway, true)
 	if loopMsg != guardMsg {
 		t.Fatalf("loopback refusal %q is not the guard's %q", loopMsg, guardMsg)
@@ -672,7 +672,7 @@ func TestRelayRefusesUnsafeUpstreams(t *testing.T) {
 	}
 	// The owner's browser path goes through the same guard.
 	wantRefusal(t, "loopback, browser path", strict.call(t, http.MethodPost, "/relay/credentials/"+strict.openAI.ID+"/v1/chat/completions",
-		chatBody("gpt-4o-mini", false, false), authBearer(strict.c.token)...), http.StatusBadGateway, false)
+		fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(strict.c.token)...), http.StatusBadGateway, false)
 	if n := strict.fake.Conns(); n != 0 {
 		t.Fatalf("the guard let %d connections to loopback through", n)
 	}
@@ -689,7 +689,7 @@ func TestRelayRefusesSlowProviders(t *testing.T) {
 	_, asecret := e.issueKey(t, e.anthropic.ID, nil)
 
 	start := time.Now()
-	a := e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("slow-first-byte", false, false), authBearer(secret)...)
+	a := e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("slow-first-byte", false, false), authBearer(secret)...)
 	took := time.Since(start)
 	if _, _, code := wantRefusal(t, "slow provider", a, http.StatusGatewayTimeout, false); code != "gateway_timeout" {
 		t.Errorf("504: code %v", code)
@@ -702,11 +702,11 @@ func TestRelayRefusesSlowProviders(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("the upstream call was not ended at the header timeout")
 	}
-	wantRefusal(t, "Anthropic slow provider", e.call(t, http.MethodPost, "/relay/v1/messages", messagesBody("slow-first-byte", false), "x-api-key", asecret),
+	wantRefusal(t, "Anthropic slow provider", e.call(t, http.MethodPost, "/relay/v1/messages", fakeprovider.MessagesBody("slow-first-byte", false), "x-api-key", asecret),
 		http.StatusGatewayTimeout, true)
 	wantKeyCounts(t, "a 504 counts as an error", e.keyUsage(t, k.ID), 1, 1)
 	// A prompt provider is unaffected.
-	wantRelayOK(t, "prompt provider", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), authBearer(secret)...))
+	wantRelayOK(t, "prompt provider", e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(secret)...))
 }
 
 // TestRelayRefusesOtherOwners: the browser path answers the owner's
@@ -719,7 +719,7 @@ func TestRelayRefusesOtherOwners(t *testing.T) {
 	bob, _ := e.app.user(t, "bob@example.com")
 	bobCred := bob.createCred(map[string]any{"name": "bob's", "backendType": "OPENAI_COMPATIBLE", "apiKey": apiKey(t), "baseUrl": e.fake.URL})
 	_, secret := e.issueKey(t, e.openAI.ID, nil)
-	chat := chatBody("gpt-4o-mini", false, false)
+	chat := fakeprovider.ChatBody("gpt-4o-mini", false, false)
 	owner := "/relay/credentials/" + e.openAI.ID + "/v1/chat/completions"
 	t.Cleanup(func() { e.app.wantLogsWithout(t, e.c.token, bob.token) })
 
@@ -732,7 +732,7 @@ func TestRelayRefusesOtherOwners(t *testing.T) {
 		t.Fatal("the owner's access token reached the provider")
 	}
 	wantRelayOK(t, "the owner's browser path, Anthropic", e.call(t, http.MethodPost, "/relay/credentials/"+e.anthropic.ID+"/v1/messages",
-		messagesBody("claude-3-5-haiku-latest", false), authBearer(e.c.token)...))
+		fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), authBearer(e.c.token)...))
 	wantKeyCounts(t, "the browser path counts against the credential", e.credUsage(t, e.openAI.ID), 1, 0)
 	sent := len(e.fake.Requests())
 	reqs, errs := relayUsageTotals(t, e.app)
@@ -745,7 +745,7 @@ func TestRelayRefusesOtherOwners(t *testing.T) {
 		t.Fatalf("another user's credential (%q) answers apart from a missing one (%q)", other, missing)
 	}
 	wantRefusal(t, "another user's token, Anthropic", e.call(t, http.MethodPost, "/relay/credentials/"+e.anthropic.ID+"/v1/messages",
-		messagesBody("claude-3-5-haiku-latest", false), authBearer(bob.token)...), http.StatusNotFound, true)
+		fakeprovider.MessagesBody("claude-3-5-haiku-latest", false), authBearer(bob.token)...), http.StatusNotFound, true)
 	wantRefusal(t, "no token", e.call(t, http.MethodPost, owner, chat), http.StatusUnauthorized, false)
 	wantRefusal(t, "a relay key on the browser path", e.call(t, http.MethodPost, owner, chat, authBearer(secret)...), http.StatusUnauthorized, false)
 	wantRefusal(t, "a relay key in x-api-key on the browser path", e.call(t, http.MethodPost, owner, chat, "x-api-key", secret), http.StatusUnauthorized, true)
@@ -798,7 +798,7 @@ func TestRelayRefusesKeysOverCap(t *testing.T) {
 	e.issueKey(t, e.anthropic.ID, map[string]any{"name": "other credential"})
 	e.c.must(`mutation($id: ID!) { revokeRelayKey(id: $id) { id } }`, map[string]any{"id": first.ID}, "revokeRelayKey", new(map[string]any))
 	_, third := e.issueKey(t, e.openAI.ID, map[string]any{"name": "three"})
-	wantRelayOK(t, "the key in the freed slot", e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), authBearer(third)...))
+	wantRelayOK(t, "the key in the freed slot", e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), authBearer(third)...))
 	e.c.do(create, map[string]any{"in": map[string]any{"credentialId": e.openAI.ID, "name": "four"}}).wantCode(t, "createRelayKey", "FORBIDDEN")
 }
 
@@ -851,17 +851,17 @@ func TestRelayRefusalsCORS(t *testing.T) {
 			t.Fatalf("%s: preflight from another origin answered %v", path, res.Header)
 		}
 	}
-	a := e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), append(authBearer(secret), "Origin", origin)...)
+	a := e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), append(authBearer(secret), "Origin", origin)...)
 	wantRelayOK(t, "call from the allowed origin", a)
 	if a.header.Get("Access-Control-Allow-Origin") != origin {
 		t.Fatalf("call from the allowed origin without Access-Control-Allow-Origin: %v", a.header)
 	}
-	a = e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), append(authBearer(secret), "Origin", "https://evil.example")...)
+	a = e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), append(authBearer(secret), "Origin", "https://evil.example")...)
 	if a.header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("call from another origin answered with Access-Control-Allow-Origin: %v", a.header)
 	}
 	// A refusal reaches the allowed page too, so that its SDK can read it.
-	a = e.call(t, http.MethodPost, "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), "Origin", origin)
+	a = e.call(t, http.MethodPost, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), "Origin", origin)
 	wantRefusal(t, "no key, from the allowed origin", a, http.StatusUnauthorized, false)
 	if a.header.Get("Access-Control-Allow-Origin") != origin {
 		t.Fatalf("a refusal to the allowed origin without Access-Control-Allow-Origin: %v", a.header)

@@ -51,7 +51,7 @@ func bearerHeader(secret string) []string { return []string{"Authorization", "Be
 // status of the answer.
 func (e *relayEnv) wantChat(t testing.TB, secret string, status int) relayAnswer {
 	t.Helper()
-	a := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), bearerHeader(secret)...)
+	a := e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), bearerHeader(secret)...)
 	if a.status != status {
 		t.Fatalf("%s: status %d, want %d: %s", e.app.URL, a.status, status, a.body)
 	}
@@ -195,16 +195,16 @@ func TestRelayUsageSurvivesRestart(t *testing.T) {
 	for range 3 {
 		e.wantChat(t, oSecret, 200)
 	}
-	res := e.send(t, context.Background(), "POST", "/relay/v1/chat/completions", chatBody("gpt-4o", true, true), bearerHeader(oSecret)...)
-	if data, _ := readEvents(t, res); res.StatusCode != 200 || streamedText(data) != fakeprovider.Text {
-		t.Fatalf("stream: status %d, text %q", res.StatusCode, streamedText(data))
+	res := e.send(t, context.Background(), "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", true, true), bearerHeader(oSecret)...)
+	if data, _ := readEvents(t, res); res.StatusCode != 200 || fakeprovider.StreamedText(data) != fakeprovider.Text {
+		t.Fatalf("stream: status %d, text %q", res.StatusCode, fakeprovider.StreamedText(data))
 	}
 	res.Body.Close()
-	if a := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("fail-500", false, false), bearerHeader(oSecret)...); a.status != 500 {
+	if a := e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("fail-500", false, false), bearerHeader(oSecret)...); a.status != 500 {
 		t.Fatalf("fail-500: status %d", a.status)
 	}
 	for range 2 {
-		res := e.send(t, context.Background(), "POST", "/relay/v1/messages", messagesBody("claude-3-5-haiku-latest", true), "x-api-key", aSecret)
+		res := e.send(t, context.Background(), "POST", "/relay/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", true), "x-api-key", aSecret)
 		readEvents(t, res)
 		res.Body.Close()
 	}
@@ -287,8 +287,8 @@ type e2eStream struct {
 }
 
 var e2eStreams = []e2eStream{
-	{"OpenAI", "/relay/v1/chat/completions", func(m string) any { return chatBody(m, true, true) }, bearerHeader, `"content":`},
-	{"Anthropic", "/relay/v1/messages", func(m string) any { return messagesBody(m, true) },
+	{"OpenAI", "/relay/v1/chat/completions", func(m string) any { return fakeprovider.ChatBody(m, true, true) }, bearerHeader, `"content":`},
+	{"Anthropic", "/relay/v1/messages", func(m string) any { return fakeprovider.MessagesBody(m, true) },
 		func(s string) []string { return []string{"x-api-key", s} }, `"text_delta"`},
 }
 
@@ -334,8 +334,8 @@ func TestRelayStreamingEndToEnd(t *testing.T) {
 			res := e.send(t, context.Background(), "POST", sc.path, sc.body("gpt-4o"), sc.header(secret)...)
 			data, at := readEvents(t, res)
 			res.Body.Close()
-			if res.StatusCode != 200 || streamedText(data) != fakeprovider.Text {
-				t.Fatalf("status %d, text %q", res.StatusCode, streamedText(data))
+			if res.StatusCode != 200 || fakeprovider.StreamedText(data) != fakeprovider.Text {
+				t.Fatalf("status %d, text %q", res.StatusCode, fakeprovider.StreamedText(data))
 			}
 			// One data line per event the provider sent (OpenAI's [DONE] is
 			// not counted by the fake): data[i] is the fake's event i.
@@ -442,7 +442,7 @@ func TestRelayStreamingEndToEnd(t *testing.T) {
 			case err == nil:
 				t.Error("a broken stream read as a complete one")
 			}
-			if got := streamedText(data); got != strings.Join(fakeprovider.Chunks[:2], "") {
+			if got := fakeprovider.StreamedText(data); got != strings.Join(fakeprovider.Chunks[:2], "") {
 				t.Errorf("streamed text %q, want the two events sent before the break", got)
 			}
 			if line := e.callLine(t, key.ID); !strings.Contains(line, "aborted=true") {

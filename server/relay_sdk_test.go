@@ -19,33 +19,35 @@ import (
 	"cloudkeys/relay/fakeprovider"
 )
 
-// sdkDir is sdktest/ with its node_modules installed from the lock file.
-// Without Node the test fails in CI and is skipped, saying why, elsewhere.
-func sdkDir(t *testing.T) string {
+// nodePackage is the Node package in dir (relative to the repository)
+// with its node_modules installed from its lock file (npm ci, on first
+// use). Without Node the test fails in CI and is skipped, saying why,
+// elsewhere.
+func nodePackage(t *testing.T, rel string) string {
 	t.Helper()
-	dir, err := filepath.Abs("../sdktest")
+	dir, err := filepath.Abs(filepath.Join("..", rel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("node is required in CI for the SDK tests: install Node.js 20 or later")
+			t.Fatalf("node is required in CI for %s: install Node.js 20 or later", rel)
 		}
-		t.Skip("node is not installed: the official-SDK tests need Node.js 20 or later")
+		t.Skipf("node is not installed: %s needs Node.js 20 or later", rel)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil {
-		t.Log("installing sdktest/ from its lock file (npm ci)")
+		t.Logf("installing %s from its lock file (npm ci)", rel)
 		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in sdktest/: %v\n%s", err, out)
+			t.Fatalf("npm ci in %s: %v\n%s", rel, err, out)
 		}
 	}
 	return dir
 }
 
 func TestRelayOfficialSDKs(t *testing.T) {
-	dir := sdkDir(t)
+	dir := nodePackage(t, "sdktest")
 	e := newRelayEnv(t, nil, fakeprovider.Options{})
 	oKey, oSecret := e.c.createRelayKey(e.openAI.ID, map[string]any{"name": "node-openai"})
 	aKey, aSecret := e.c.createRelayKey(e.anthropic.ID, map[string]any{"name": "node-anthropic"})

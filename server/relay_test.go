@@ -70,7 +70,7 @@ func TestRelayOpenAIChat(t *testing.T) {
 			t.Fatalf("secret %.8s… (%d chars), hint %q", secret, len(secret), key.SecretHint)
 		}
 
-		body := chatBody("gpt-4o-mini", false, false)
+		body := fakeprovider.ChatBody("gpt-4o-mini", false, false)
 		headers := append([]string{"Authorization", "Bearer " + secret, "OpenAI-Beta", "assistants=v2",
 			"Idempotency-Key", "idem-1"}, hostileHeaders...)
 		a := e.call(t, "POST", "/relay/v1/chat/completions", body, headers...)
@@ -132,7 +132,7 @@ func TestRelayAnthropicMessages(t *testing.T) {
 	defer e.app.wantLogsWithout(t, secret)
 
 	// Anthropic SDKs 0.x send the key in x-api-key; the default version is added.
-	a := e.call(t, "POST", "/relay/v1/messages", messagesBody("claude-3-5-haiku-latest", false),
+	a := e.call(t, "POST", "/relay/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false),
 		append([]string{"x-api-key", secret, "anthropic-beta", "tools-2024-04-04"}, hostileHeaders...)...)
 	if a.status != 200 {
 		t.Fatalf("status %d: %s", a.status, a.body)
@@ -157,7 +157,7 @@ func TestRelayAnthropicMessages(t *testing.T) {
 	wantUpstreamHeaders(t, got.Header)
 
 	// SDKs 1.x send Bearer and their own version, which is kept.
-	a = e.call(t, "POST", "/relay/v1/messages", messagesBody("claude-3-5-haiku-latest", false),
+	a = e.call(t, "POST", "/relay/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", false),
 		"Authorization", "Bearer "+secret, "anthropic-version", "2026-10-21")
 	if a.status != 200 {
 		t.Fatalf("Bearer form: status %d: %s", a.status, a.body)
@@ -191,14 +191,14 @@ func TestRelayStreams(t *testing.T) {
 			t.Fatalf("status %d, content type %q", res.StatusCode, res.Header.Get("Content-Type"))
 		}
 		data, _ := readEvents(t, res)
-		if got := streamedText(data); got != fakeprovider.Text {
+		if got := fakeprovider.StreamedText(data); got != fakeprovider.Text {
 			t.Fatalf("streamed text %q, want %q", got, fakeprovider.Text)
 		}
 		return data
 	}
 
 	t.Run("OpenAI with include_usage", func(t *testing.T) {
-		data := stream(t, "/relay/v1/chat/completions", chatBody("gpt-4o", true, true), oSecret)
+		data := stream(t, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", true, true), oSecret)
 		if data[len(data)-1] != "[DONE]" {
 			t.Errorf("stream ended with %q, not [DONE]", data[len(data)-1])
 		}
@@ -208,7 +208,7 @@ func TestRelayStreams(t *testing.T) {
 		}
 	})
 	t.Run("OpenAI without include_usage counts the request only", func(t *testing.T) {
-		stream(t, "/relay/v1/chat/completions", chatBody("gpt-4o", true, false), oSecret)
+		stream(t, "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", true, false), oSecret)
 		var sent map[string]any
 		json.Unmarshal(e.fake.Last().Body, &sent)
 		if _, ok := sent["stream_options"]; ok {
@@ -220,7 +220,7 @@ func TestRelayStreams(t *testing.T) {
 		}
 	})
 	t.Run("Anthropic counts message_delta's cumulative output once", func(t *testing.T) {
-		stream(t, "/relay/v1/messages", messagesBody("claude-3-5-haiku-latest", true), aSecret)
+		stream(t, "/relay/v1/messages", fakeprovider.MessagesBody("claude-3-5-haiku-latest", true), aSecret)
 		want := usageJSON{Requests: 1, InputTokens: fakeprovider.AnthropicInput, OutputTokens: fakeprovider.OutputTokens}
 		if u := e.keyUsage(t, aKey.ID); !sameCounts(u, want) {
 			t.Errorf("usage %+v, want %+v", u, want)
@@ -296,7 +296,7 @@ func TestRelayTestCredentialModels(t *testing.T) {
 func TestRelayLastUsedDuringAStream(t *testing.T) {
 	e := newRelayEnv(t, nil, fakeprovider.Options{EventDelay: 300 * time.Millisecond})
 	key, secret := e.c.createRelayKey(e.openAI.ID, nil)
-	res := e.send(t, context.Background(), "POST", "/relay/v1/chat/completions", chatBody("gpt-4o", true, true), "Authorization", "Bearer "+secret)
+	res := e.send(t, context.Background(), "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o", true, true), "Authorization", "Bearer "+secret)
 	defer res.Body.Close()
 	br := bufio.NewReader(res.Body)
 	if _, err := br.ReadString('\n'); err != nil { // the stream has begun
@@ -326,14 +326,81 @@ func TestRelayDeadKeysCountAgainstTheirCredential(t *testing.T) {
 	e := newRelayEnv(t, nil, fakeprovider.Options{})
 	key, secret := e.c.createRelayKey(e.openAI.ID, nil)
 	e.c.must(`mutation($id: ID!) { revokeRelayKey(id: $id) { id } }`, map[string]any{"id": key.ID}, "revokeRelayKey", new(map[string]any))
-	a := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), "x-api-key", secret)
+	a := e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), "x-api-key", secret)
 	if a.status != 401 {
 		t.Fatalf("status %d", a.status)
 	}
 	a.errorShape(t, false) // OpenAI's, although x-api-key is Anthropic's header
-	e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false), "Authorization", "Bearer ckr_"+strings.Repeat("A", 43))
+	e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), "Authorization", "Bearer ckr_"+strings.Repeat("A", 43))
 	if u := e.credUsage(t, e.openAI.ID); u.Requests != 1 || u.Errors != 1 {
 		t.Errorf("credential usage %+v: want the revoked key's refusal only (1 request, 1 error)", u)
 	}
 	e.app.wantLogsWithout(t, secret)
+}
+
+// relayKeys lists live keys only — revoked and expired ones are gone from
+// the list, their usage stays in the credential's totals — and the inputs
+// of createRelayKey and usageByDay are checked.
+func TestRelayKeysListingAndInputs(t *testing.T) {
+	cfg := relayConfig(t)
+	clock := useClock(cfg)
+	e := newRelayEnv(t, cfg, fakeprovider.Options{})
+	live, _ := e.c.createRelayKey(e.openAI.ID, map[string]any{"name": "live"})
+	revoked, rSecret := e.c.createRelayKey(e.openAI.ID, map[string]any{"name": "revoked"})
+	expiring, _ := e.c.createRelayKey(e.openAI.ID, map[string]any{"name": "expiring",
+		"expiresAt": clock.Now().Add(time.Minute).Format(time.RFC3339)})
+	if a := e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false), "Authorization", "Bearer "+rSecret); a.status != 200 {
+		t.Fatalf("status %d", a.status)
+	}
+	e.c.must(`mutation($id: ID!) { revokeRelayKey(id: $id) { id } }`, map[string]any{"id": revoked.ID}, "revokeRelayKey", new(map[string]any))
+	clock.Advance(2 * time.Minute)
+
+	var keys []relayKeyJSON
+	e.c.must(`{ relayKeys { id } }`, nil, "relayKeys", &keys)
+	var cred struct {
+		RelayKeys []relayKeyJSON `json:"relayKeys"`
+	}
+	e.c.must(`query($id: ID!) { cloudCredential(id: $id) { relayKeys { id } } }`, map[string]any{"id": e.openAI.ID}, "cloudCredential", &cred)
+	for _, list := range [][]relayKeyJSON{keys, cred.RelayKeys} {
+		if len(list) != 1 || list[0].ID != live.ID {
+			t.Errorf("listed %+v, want only the live key %s (not %s revoked, %s expired)", list, live.ID, revoked.ID, expiring.ID)
+		}
+	}
+	if u := e.credUsage(t, e.openAI.ID); u.Requests != 1 || u.InputTokens != fakeprovider.InputTokens {
+		t.Errorf("credential usage %+v: the revoked key's call must stay in the totals", u)
+	}
+
+	bad := []struct {
+		input map[string]any
+		field string
+	}{
+		{map[string]any{"allowedModels": []string{}}, "input.allowedModels"},
+		{map[string]any{"requestsPerMinute": 0}, "input.requestsPerMinute"},
+		{map[string]any{"expiresAt": clock.Now().Add(-time.Second).Format(time.RFC3339)}, "input.expiresAt"},
+		{map[string]any{"name": "  "}, "input.name"},
+	}
+	for _, b := range bad {
+		in := map[string]any{"credentialId": e.openAI.ID, "name": "x"}
+		for k, v := range b.input {
+			in[k] = v
+		}
+		r := e.c.do(`mutation($in: CreateRelayKeyInput!) { createRelayKey(input: $in) { secret } }`, map[string]any{"in": in})
+		if got := r.wantCode(t, "createRelayKey", "BAD_USER_INPUT"); got.Extensions["field"] != b.field {
+			t.Errorf("%v: field %v, want %s", b.input, got.Extensions["field"], b.field)
+		}
+	}
+	for _, days := range []int{0, 367} {
+		r := e.c.do(`query($id: ID!, $d: Int) { cloudCredential(id: $id) { usageByDay(days: $d) { day } } }`,
+			map[string]any{"id": e.openAI.ID, "d": days})
+		if len(r.Errors) == 0 || r.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+			t.Errorf("usageByDay(days: %d): %s", days, r)
+		}
+	}
+	var year struct {
+		UsageByDay []struct{ Day string } `json:"usageByDay"`
+	}
+	e.c.must(`query($id: ID!) { cloudCredential(id: $id) { usageByDay(days: 366) { day } } }`, map[string]any{"id": e.openAI.ID}, "cloudCredential", &year)
+	if len(year.UsageByDay) != 366 || year.UsageByDay[0].Day != clock.Now().UTC().Format("2006-01-02") {
+		t.Errorf("usageByDay(days: 366): %d days, first %v", len(year.UsageByDay), year.UsageByDay[:1])
+	}
 }

@@ -155,12 +155,12 @@ func TestTracesArrive(t *testing.T) {
 	res.Body.Close()
 
 	_, relaySecret := e.c.createRelayKey(e.openAI.ID, nil)
-	if ans := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false),
+	if ans := e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false),
 		"Authorization", "Bearer "+relaySecret); ans.status != 200 {
 		t.Fatalf("relayed call: %d %s", ans.status, ans.body)
 	}
 	// A stream passes through the tracing's response writer and transport.
-	if ans := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", true, true),
+	if ans := e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", true, true),
 		"Authorization", "Bearer "+relaySecret); ans.status != 200 || !bytes.Contains(ans.body, []byte("data: [DONE]")) {
 		t.Fatalf("relayed stream: %d %s", ans.status, ans.body)
 	}
@@ -168,7 +168,7 @@ func TestTracesArrive(t *testing.T) {
 	withQuery := e.c.createCred(map[string]any{"name": "query", "backendType": "OPENAI_COMPATIBLE", "apiKey": apiKey(t),
 		"baseUrl": e.fake.URL + "?key=" + baseSecret})
 	_, querySecretKey := e.c.createRelayKey(withQuery.ID, nil)
-	if ans := e.call(t, "POST", "/relay/v1/chat/completions", chatBody("gpt-4o-mini", false, false),
+	if ans := e.call(t, "POST", "/relay/v1/chat/completions", fakeprovider.ChatBody("gpt-4o-mini", false, false),
 		"Authorization", "Bearer "+querySecretKey); ans.status != 200 {
 		t.Fatalf("relayed call through a base URL with a query: %d %s", ans.status, ans.body)
 	}

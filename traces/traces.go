@@ -36,7 +36,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 	gormtracing "gorm.io/plugin/opentelemetry/tracing"
 )
@@ -116,10 +115,6 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 
 // ForceFlush sends the spans ended so far (tests; Shutdown does it too).
 func (t *Tracing) ForceFlush(ctx context.Context) error { return t.tp.ForceFlush(ctx) }
-
-// TracerProvider returns the provider (for tests and further
-// instrumentation).
-func (t *Tracing) TracerProvider() trace.TracerProvider { return t.tp }
 
 // Handler puts every request to h in a server span named by name (the
 // route, never the raw path: "POST /graphql"). An incoming W3C traceparent
