@@ -83,8 +83,8 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests", "drain", drainPeriod)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), drainPeriod)
+	log.Info("shutting down: finishing in-flight requests", "drain", cfg.ShutdownDrain)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownDrain)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		// Open relay streams outlived the drain period: end them (their
@@ -99,10 +99,6 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	log.Info("stopped")
 	return nil
 }
-
-// drainPeriod is how long a stopping server lets in-flight requests (open
-// relay streams included) finish before it ends them.
-const drainPeriod = 30 * time.Second
 
 func playgroundURL(cfg *config.Config, base string) string {
 	if !cfg.Playground {

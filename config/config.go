@@ -99,6 +99,10 @@ type Config struct {
 	// Registration is "open" (anyone may register) or "closed" (only
 	// admins create accounts, with createUser): CLOUDKEYS_REGISTRATION.
 	Registration string
+	// ShutdownDrain is how long a stopping server (SIGTERM) lets in-flight
+	// requests, open relay streams included, finish before it ends them
+	// (CLOUDKEYS_SHUTDOWN_DRAIN).
+	ShutdownDrain time.Duration
 	// RegisterMaxPerAddr bounds register calls per client address per
 	// RegisterWindow (CLOUDKEYS_REGISTER_MAX_PER_ADDR; 0: no limit).
 	RegisterMaxPerAddr int
@@ -225,6 +229,7 @@ func Read(getenv func(string) string) *Config {
 	c.Registration = env.str("CLOUDKEYS_REGISTRATION", "open")
 	c.RegisterMaxPerAddr = env.integerIn("CLOUDKEYS_REGISTER_MAX_PER_ADDR", 10, 0, 1_000_000)
 	c.RegisterWindow = time.Hour
+	c.ShutdownDrain = env.duration("CLOUDKEYS_SHUTDOWN_DRAIN", 30*time.Second)
 	c.MetricsAddr = env.str("CLOUDKEYS_METRICS_ADDR", "")
 	c.TracesEndpoint = tracesEndpoint(getenv)
 	c.KeyCheckInterval = env.duration("CLOUDKEYS_KEY_CHECK_INTERVAL", 10*time.Second)
@@ -317,6 +322,9 @@ func (c *Config) Finish(secrets bool) error {
 	}
 	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval > 10*time.Second || c.HeartbeatLive <= c.HeartbeatInterval {
 		return fmt.Errorf("CLOUDKEYS_HEARTBEAT_INTERVAL (%s) must be longer than 0 and at most 10s, and CLOUDKEYS_HEARTBEAT_LIVE (%s) longer than it", c.HeartbeatInterval, c.HeartbeatLive)
+	}
+	if c.ShutdownDrain <= 0 {
+		return errors.New("CLOUDKEYS_SHUTDOWN_DRAIN must be longer than 0")
 	}
 	if c.Registration != "open" && c.Registration != "closed" {
 		return fmt.Errorf("CLOUDKEYS_REGISTRATION is %q: it must be open or closed", c.Registration)
